@@ -1,0 +1,22 @@
+"""The Chalice application: wiring only. Routes live in blueprints under chalicelib/api."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Chalice
+
+from chalicelib.api import dispatch_routes, sandbox_routes
+from chalicelib.api.checks import run_check
+from chalicelib.logs import configure_logging
+
+configure_logging()
+
+app = Chalice(app_name="dispatch")
+app.register_blueprint(dispatch_routes.bp)
+app.register_blueprint(sandbox_routes.bp)
+
+
+@app.lambda_function(name="failover_check")
+def failover_check(event: Any, context: Any) -> dict[str, Any]:
+    """Invoked by the timer backend when a step's deadline, retry or report limit is due."""
+    return run_check(event)

@@ -1,0 +1,43 @@
+"""Shared plumbing for routes: error mapping, the authenticated caller, JSON responses."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable
+
+from chalice import Response
+
+from chalicelib.api.errors import ApiError, NotFound, internal_error_response, problem_response
+from chalicelib.domain.errors import DispatchNotFound
+
+logger = logging.getLogger(__name__)
+
+#: Routes take any content type and check it themselves, so a wrong one gets a problem+json 415
+#: instead of the framework's own error body.
+ANY_CONTENT_TYPE = ["*/*"]
+
+
+def problem_errors(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Turn every error a view raises into problem+json; nothing else ever reaches the client."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except ApiError as error:
+            return problem_response(error)
+        except DispatchNotFound:
+            return problem_response(NotFound("No dispatch with this id exists for your application."))
+        except Exception:
+            return internal_error_response()
+
+    return wrapper
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )

@@ -1,0 +1,117 @@
+"""Local-stage routes: inject a channel status, and the callback sink that records callbacks.
+
+They answer 404 unless `DISPATCH_SANDBOX_ROUTES` is on, which only the local stage sets.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import jwt
+from chalice import Blueprint, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chalicelib.adapters.callback_signing import verify
+from chalicelib.adapters.dynamodb_sink import dispatch_uuid_of
+from chalicelib.api.auth import authenticate
+from chalicelib.api.body import decode_json_body
+from chalicelib.api.errors import NotFound, RequestInvalid
+from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors
+from chalicelib.bootstrap import Services, get_services
+from chalicelib.domain.application import Application
+from chalicelib.domain.model import MessageStatus, StatusEvent
+
+bp = Blueprint(__name__)
+
+
+class SandboxError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=50)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class SandboxStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["delivered", "read", "rejected", "undeliverable"]
+    error: SandboxError | None = None
+
+
+@bp.route("/sandbox/messages/{message_uuid}/status", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@problem_errors
+def inject_status(message_uuid: str) -> Response:
+    services = _sandbox()
+    application = _caller(services)
+    request = bp.current_request
+    given = _parse_status(decode_json_body(request.raw_body, request.headers.get("content-type")))
+    event = StatusEvent(
+        status=MessageStatus(given.status),
+        error_code=given.error.code if given.error else None,
+        error_reason=given.error.reason if given.error else None,
+    )
+    if not services.dispatches.apply_status("sandbox", message_uuid, event, application.application_id):
+        raise NotFound("No message with this message_uuid exists for your application.")
+    return json_response({"message_uuid": message_uuid, "status": given.status}, status=202)
+
+
+@bp.route("/sandbox/callbacks", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@problem_errors
+def receive_callback() -> Response:
+    services = _sandbox()
+    request = bp.current_request
+    raw = request.raw_body or b""
+    body = decode_json_body(raw, request.headers.get("content-type"))
+    valid = _signature_valid(services, request.headers.get("authorization"), raw)
+    uuid = dispatch_uuid_of(body) if isinstance(body, dict) else None
+    services.sink.store(uuid, services.clock.now(), valid, body)
+    return Response(body="", status_code=204)
+
+
+@bp.route("/sandbox/callbacks", methods=["GET"])
+@problem_errors
+def list_callbacks() -> Response:
+    services = _sandbox()
+    application = _caller(services)
+    dispatch_uuid = (bp.current_request.query_params or {}).get("dispatch_uuid")
+    if not dispatch_uuid:
+        raise RequestInvalid(
+            "Name the dispatch whose callbacks to list.",
+            [{"name": "dispatch_uuid", "reason": "This query parameter is required."}],
+        )
+    services.dispatches.get(application, dispatch_uuid)  # 404 unless it is the caller's
+    return json_response(services.sink.list(dispatch_uuid))
+
+
+def _sandbox() -> Services:
+    services = get_services()
+    if not services.settings.sandbox_routes or services.sink is None:
+        raise NotFound("The sandbox exists only in the local stage.")
+    return services
+
+
+def _caller(services: Services) -> Application:
+    header = bp.current_request.headers.get("authorization")
+    return authenticate(header, services.applications, services.clock.now())
+
+
+def _parse_status(body: object) -> SandboxStatus:
+    try:
+        return SandboxStatus.model_validate(body)
+    except ValidationError as exc:
+        invalid = [
+            {"name": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]}
+            for err in exc.errors(include_input=False)
+        ]
+        raise RequestInvalid("Your request parameters did not validate.", invalid) from None
+
+
+def _signature_valid(services: Services, authorization: str | None, raw: bytes) -> bool:
+    """Check the callback with its own application's secret, as a receiving application would."""
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        application = services.applications.get(str(claims.get("application_id", "")))
+        if application is None:
+            return False
+        secret = services.secrets.get(application.signature_secret_ref)
+    except (jwt.PyJWTError, KeyError):
+        return False
+    return verify(authorization, raw, secret, services.clock.now())

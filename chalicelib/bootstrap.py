@@ -1,0 +1,133 @@
+"""The composition root: the only module that builds concrete adapters.
+
+Everything is built on first use, never at import, so moto can be active before any boto3
+client exists and a Lambda cold start pays only for what the invocation needs.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from chalicelib.config import Settings, load_settings
+from chalicelib.service.dispatches import DispatchService
+from chalicelib.service.ports import ApplicationRepository, Clock, SecretStore, Timer
+
+
+@dataclass
+class Services:
+    settings: Settings
+    dispatches: DispatchService
+    applications: ApplicationRepository
+    secrets: SecretStore
+    clock: Clock
+    timer: Timer
+    #: The local callback sink; None outside the local stage.
+    sink: Any = None
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+_local_timer: Any = None
+
+
+def get_services() -> Services:
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = build_services(load_settings(os.environ))
+    return _services
+
+
+def override(services: Services | None) -> None:
+    """Replace the cached services (tests), or drop them so the next use rebuilds."""
+    global _services
+    _services = services
+
+
+def build_services(
+    settings: Settings,
+    *,
+    timer: Timer | None = None,
+    http_session: Any = None,
+    clock: Clock | None = None,
+) -> Services:
+    """Build every adapter the settings name; tests may hand in a timer, session and clock."""
+    import boto3
+    import requests
+
+    from chalicelib.adapters.callback_sender import HttpCallbackSender
+    from chalicelib.adapters.clock import SystemClock
+    from chalicelib.adapters.dynamodb_applications import DynamoApplicationRepository
+    from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository
+    from chalicelib.adapters.secrets import SecretsManagerStore
+
+    dynamodb = boto3.client("dynamodb")
+    clock = clock or SystemClock()
+    applications = DynamoApplicationRepository(dynamodb, settings.table_name)
+    secrets = SecretsManagerStore(boto3.client("secretsmanager"))
+    timer = timer or build_timer(settings)
+    dispatches = DispatchService(
+        repository=DynamoDispatchRepository(dynamodb, settings.table_name, settings.retention_days),
+        applications=applications,
+        providers=build_providers(settings),
+        timer=timer,
+        callbacks=HttpCallbackSender(
+            http_session or requests.Session(),
+            secrets,
+            clock.now,
+            timeout=(3.05, settings.callback_timeout_seconds),
+        ),
+        clock=clock,
+        policy=settings.policy,
+    )
+    return Services(
+        settings=settings,
+        dispatches=dispatches,
+        applications=applications,
+        secrets=secrets,
+        clock=clock,
+        timer=timer,
+        sink=build_sink(settings, dynamodb),
+    )
+
+
+def build_providers(settings: Settings) -> dict:
+    from chalicelib.adapters.providers.sandbox import SandboxProvider
+
+    # An explicit table, not discovery: adding a provider means adding a line here.
+    available: dict[str, Callable[[], Any]] = {"sandbox": SandboxProvider}
+    built: dict[str, Any] = {}
+    routing = {}
+    for channel, name in settings.channel_providers.items():
+        if name not in available:
+            raise ValueError(f"no provider named {name!r} (known: {sorted(available)})")
+        routing[channel] = built.setdefault(name, available[name]())
+    return routing
+
+
+def build_timer(settings: Settings) -> Timer:
+    """The timer backend named by the settings (only `local` exists in this version)."""
+    return local_timer()
+
+
+def local_timer() -> Any:
+    """The process-wide local timer; its thread fires checks through the Lambda's own handler."""
+    global _local_timer
+    if _local_timer is None:
+        from chalicelib.adapters.local_timer import LocalTimer
+        from chalicelib.api.checks import run_check
+
+        _local_timer = LocalTimer(run_check)
+        _local_timer.start()
+    return _local_timer
+
+
+def build_sink(settings: Settings, dynamodb: Any) -> Any:
+    if not settings.sandbox_routes:
+        return None
+    from chalicelib.adapters.dynamodb_sink import DynamoCallbackSink
+
+    return DynamoCallbackSink(dynamodb, settings.table_name)

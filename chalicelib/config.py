@@ -1,0 +1,100 @@
+"""Settings, read from the environment (the stage's `environment_variables`) when first needed.
+
+Every variable is documented in the README's configuration table. Secrets never come from here:
+only the names under which Secrets Manager holds them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from chalicelib.domain.model import Channel, Policy
+
+TIMER_BACKENDS = ("local",)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; raised at first use so a bad deploy fails loudly."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    stage: str = "local"
+    secret_prefix: str = "dispatch"
+    timer_backend: str = "local"
+    #: Which provider sends each channel.
+    channel_providers: Mapping[Channel, str] = field(
+        default_factory=lambda: {channel: "sandbox" for channel in Channel}
+    )
+    sandbox_routes: bool = False
+    policy: Policy = Policy()
+    callback_timeout_seconds: float = 5.0
+    retention_days: int = 90
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    table = environ.get("DISPATCH_TABLE")
+    if not table:
+        raise ConfigError("DISPATCH_TABLE is not set: name the DynamoDB table to use")
+    timer = environ.get("DISPATCH_TIMER_BACKEND", "local")
+    if timer not in TIMER_BACKENDS:
+        raise ConfigError(f"DISPATCH_TIMER_BACKEND must be one of {TIMER_BACKENDS}, not {timer!r}")
+    return Settings(
+        table_name=table,
+        stage=environ.get("DISPATCH_STAGE", "local"),
+        secret_prefix=environ.get("DISPATCH_SECRET_PREFIX", "dispatch"),
+        timer_backend=timer,
+        channel_providers=_channel_providers(environ.get("DISPATCH_CHANNEL_PROVIDERS")),
+        sandbox_routes=_flag(environ, "DISPATCH_SANDBOX_ROUTES"),
+        policy=Policy(
+            max_send_attempts=_int(environ, "DISPATCH_MAX_SEND_ATTEMPTS", 3, 1),
+            retry_backoff_seconds=_backoff(environ.get("DISPATCH_SEND_RETRY_BACKOFF", "2,8")),
+            send_guard_seconds=_int(environ, "DISPATCH_SEND_GUARD_SECONDS", 120, 10),
+            last_step_report_seconds=_int(environ, "DISPATCH_LAST_MESSAGE_REPORT_SECONDS", 86_400, 15),
+        ),
+        callback_timeout_seconds=float(environ.get("DISPATCH_CALLBACK_TIMEOUT_SECONDS", "5")),
+        retention_days=_int(environ, "DISPATCH_RETENTION_DAYS", 90, 1),
+    )
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() in ("1", "true", "yes", "enabled", "on")
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _backoff(raw: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"DISPATCH_SEND_RETRY_BACKOFF must be comma-separated seconds: {raw!r}") from None
+    if not values or min(values) < 0:
+        raise ConfigError("DISPATCH_SEND_RETRY_BACKOFF needs at least one non-negative value")
+    return values
+
+
+def _channel_providers(raw: str | None) -> Mapping[Channel, str]:
+    routing = {channel: "sandbox" for channel in Channel}
+    if not raw:
+        return routing
+    try:
+        given = json.loads(raw)
+        routing.update({Channel(name): str(provider) for name, provider in given.items()})
+    except (ValueError, AttributeError) as exc:
+        raise ConfigError(
+            'DISPATCH_CHANNEL_PROVIDERS must be a JSON object like {"sms": "sandbox"}'
+        ) from exc
+    return routing

@@ -1,0 +1,74 @@
+"""What a transition asks the outside world to do, after the new state is saved.
+
+Inputs the machine reacts to are past-tense facts (`SendAccepted`, `SendFailed`); actions are
+imperative (`SendMessage`, `ScheduleCheck`...). Every action is idempotent to perform twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Union
+
+from chalicelib.domain.model import Dispatch, StatusRecord
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    step_index: int
+
+
+@dataclass(frozen=True)
+class ScheduleCheck:
+    step_index: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CancelCheck:
+    step_index: int
+
+
+@dataclass(frozen=True)
+class NotifyStatus:
+    """Per-message status callback to the application."""
+
+    step_index: int
+    record: StatusRecord
+
+
+@dataclass(frozen=True)
+class NotifyFinal:
+    """The one final report of the dispatch."""
+
+    at: datetime
+
+
+Action = Union[SendMessage, ScheduleCheck, CancelCheck, NotifyStatus, NotifyFinal]
+
+
+@dataclass(frozen=True)
+class SendAccepted:
+    provider: str
+    provider_message_id: str
+
+
+@dataclass(frozen=True)
+class SendFailed:
+    permanent: bool
+    code: str | None = None
+    reason: str | None = None
+
+
+SendResult = Union[SendAccepted, SendFailed]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The dispatch after an input, and the effects to perform once it is saved.
+
+    `changed` is False for a no-op (duplicate, late or stale input): nothing to save or do.
+    """
+
+    dispatch: Dispatch
+    actions: tuple[Action, ...] = ()
+    changed: bool = True

@@ -1,0 +1,24 @@
+"""Domain errors.
+
+    DispatchError
+    ├── DispatchNotFound      the dispatch does not exist (or belongs to another application)
+    ├── DispatchExists        a create collided with an existing dispatch id
+    └── ConcurrentUpdate      the stored version moved on since it was read
+"""
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    """Base of every error the domain and service raise on purpose."""
+
+
+class DispatchNotFound(DispatchError):
+    pass
+
+
+class DispatchExists(DispatchError):
+    pass
+
+
+class ConcurrentUpdate(DispatchError):
+    pass

@@ -1,0 +1,280 @@
+"""The dispatch state machine: every input becomes a Decision, with time passed in.
+
+Four inputs move a dispatch: `start` (create), `on_send_result` (the provider's answer to a
+send), `on_status` (a status for one of its messages) and `on_timer` (a deadline, retry or report
+limit came due). Each is pure: same dispatch, input and `now` give the same decision. An input
+that changes nothing (a duplicate, a late timer, a status for a step already moved past) returns
+`changed=False`, which callers treat as a no-op.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from chalicelib.domain.actions import (
+    Action,
+    CancelCheck,
+    Decision,
+    NotifyFinal,
+    NotifyStatus,
+    ScheduleCheck,
+    SendAccepted,
+    SendFailed,
+    SendMessage,
+    SendResult,
+)
+from chalicelib.domain.model import (
+    SATISFIES,
+    STATUS_RANK,
+    Condition,
+    Dispatch,
+    DispatchStatus,
+    MessageStatus,
+    Outcome,
+    Phase,
+    Policy,
+    StatusEvent,
+    StatusRecord,
+    Step,
+    StepSpec,
+)
+
+_FAILURE_OUTCOME = {
+    MessageStatus.REJECTED: Outcome.REJECTED,
+    MessageStatus.UNDELIVERABLE: Outcome.UNDELIVERABLE,
+}
+
+
+def message_uuid_for(dispatch_uuid: str, index: int) -> str:
+    """Deterministic, so a retried send of the same step carries the same message_uuid."""
+    return str(uuid.uuid5(uuid.UUID(dispatch_uuid), str(index)))
+
+
+def start(
+    dispatch_uuid: str,
+    application_id: str,
+    specs: Sequence[StepSpec],
+    now: datetime,
+    policy: Policy,
+) -> Decision:
+    """A new dispatch whose first message is being sent."""
+    _check_specs(specs)
+    steps = tuple(
+        Step(index=i, spec=spec, message_uuid=message_uuid_for(dispatch_uuid, i))
+        for i, spec in enumerate(specs)
+    )
+    dispatch = Dispatch(
+        dispatch_uuid=dispatch_uuid,
+        application_id=application_id,
+        steps=steps,
+        created_at=now,
+        updated_at=now,
+    )
+    actions: list[Action] = []
+    return Decision(_begin(dispatch, 0, now, policy, actions), tuple(actions))
+
+
+def on_send_result(
+    dispatch: Dispatch, index: int, result: SendResult, now: datetime, policy: Policy
+) -> Decision:
+    step = dispatch.steps[index]
+    if dispatch.status.is_final or index != dispatch.current or step.phase is not Phase.SENDING:
+        return _unchanged(dispatch)
+    if isinstance(result, SendAccepted):
+        return _accepted(dispatch, step, result, now, policy)
+    return _send_failed(dispatch, step, result, now, policy)
+
+
+def on_timer(dispatch: Dispatch, index: int, now: datetime, policy: Policy) -> Decision:
+    """A check for step `index` came due. Early, stale or repeated checks change nothing."""
+    if (
+        dispatch.status.is_final
+        or index != dispatch.current
+        or dispatch.due_at is None
+        or now < dispatch.due_at
+    ):
+        return _unchanged(dispatch)
+    step = dispatch.current_step
+    actions: list[Action] = []
+    if step.phase is Phase.RETRYING:
+        retried = replace(step, phase=Phase.SENDING, attempts=step.attempts + 1)
+        dispatch = _with_step(dispatch, retried, now)
+        dispatch = replace(dispatch, due_at=now + timedelta(seconds=policy.send_guard_seconds))
+        return Decision(dispatch, (SendMessage(index),))
+    if step.phase is Phase.SENDING:
+        dispatch = _end_step(dispatch, step, Outcome.SEND_UNCONFIRMED, now)
+    elif step.phase is Phase.WAITING:
+        # The last message has no condition: its own limit is how long it may go unreported.
+        outcome = Outcome.EXPIRED if step.spec.condition else Outcome.NO_REPORT
+        dispatch = _end_step(dispatch, step, outcome, now)
+    else:
+        return _unchanged(dispatch)
+    return Decision(_advance(dispatch, now, policy, actions), tuple(actions))
+
+
+def on_status(
+    dispatch: Dispatch, index: int, event: StatusEvent, now: datetime, policy: Policy
+) -> Decision:
+    """A provider status for step `index`, whenever it arrives."""
+    actions: list[Action] = []
+    if index == dispatch.current and _overdue(dispatch, now):
+        # The deadline passed before this status reached us: the condition was not met in time,
+        # whether or not the timer has fired yet. Apply the deadline first, then the status.
+        expired = on_timer(dispatch, index, now, policy)
+        dispatch, actions = expired.dispatch, list(expired.actions)
+    step = dispatch.steps[index]
+    new_status = _merged_status(step.status, event.status)
+    if step.phase is Phase.PENDING or _already_recorded(step, event.status):
+        return Decision(dispatch, tuple(actions), changed=bool(actions))
+    record = StatusRecord(
+        status=event.status,
+        at=now,
+        error_code=event.error_code,
+        error_reason=event.error_reason,
+        late=not step.is_open,
+    )
+    step = replace(
+        step,
+        status=new_status,
+        history=step.history + (record,),
+        usage=event.usage or step.usage,
+    )
+    dispatch = _with_step(dispatch, step, now)
+    if new_status is not event.status:
+        return Decision(dispatch, tuple(actions))  # recorded, but not a step forward
+    actions.append(NotifyStatus(index, record))
+    if step.phase is Phase.WAITING:
+        dispatch = _react(dispatch, step, now, policy, actions)
+    return Decision(dispatch, tuple(actions))
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _check_specs(specs: Sequence[StepSpec]) -> None:
+    if not specs:
+        raise ValueError("a dispatch needs at least one message")
+    for spec in specs[:-1]:
+        if spec.condition is None or spec.expiry_time is None:
+            raise ValueError("every message but the last needs a condition and an expiry_time")
+
+
+def _unchanged(dispatch: Dispatch) -> Decision:
+    return Decision(dispatch, (), changed=False)
+
+
+def _overdue(dispatch: Dispatch, now: datetime) -> bool:
+    return (
+        not dispatch.status.is_final
+        and dispatch.current_step.phase is Phase.WAITING
+        and dispatch.due_at is not None
+        and now >= dispatch.due_at
+    )
+
+
+def _with_step(dispatch: Dispatch, step: Step, now: datetime) -> Dispatch:
+    steps = dispatch.steps[: step.index] + (step,) + dispatch.steps[step.index + 1 :]
+    return replace(dispatch, steps=steps, updated_at=now)
+
+
+def _begin(dispatch: Dispatch, index: int, now: datetime, policy: Policy, actions: list) -> Dispatch:
+    step = replace(dispatch.steps[index], phase=Phase.SENDING, attempts=1, started_at=now)
+    dispatch = replace(
+        _with_step(dispatch, step, now),
+        current=index,
+        due_at=now + timedelta(seconds=policy.send_guard_seconds),
+    )
+    actions.append(SendMessage(index))
+    return dispatch
+
+
+def _accepted(
+    dispatch: Dispatch, step: Step, result: SendAccepted, now: datetime, policy: Policy
+) -> Decision:
+    seconds = step.spec.expiry_time or policy.last_step_report_seconds
+    deadline = now + timedelta(seconds=seconds)
+    record = StatusRecord(MessageStatus.SUBMITTED, now)
+    step = replace(
+        step,
+        phase=Phase.WAITING,
+        provider=result.provider,
+        provider_message_id=result.provider_message_id,
+        sent_at=now,
+        deadline=deadline,
+        status=_merged_status(step.status, MessageStatus.SUBMITTED),
+        history=step.history + (record,),
+    )
+    dispatch = replace(_with_step(dispatch, step, now), due_at=deadline)
+    return Decision(dispatch, (ScheduleCheck(step.index, deadline), NotifyStatus(step.index, record)))
+
+
+def _send_failed(
+    dispatch: Dispatch, step: Step, result: SendFailed, now: datetime, policy: Policy
+) -> Decision:
+    step = replace(step, error_code=result.code, error_reason=result.reason)
+    if not result.permanent and step.attempts < policy.max_send_attempts:
+        backoff = policy.retry_backoff_seconds
+        wait = backoff[min(step.attempts - 1, len(backoff) - 1)]
+        retry_at = now + timedelta(seconds=wait)
+        step = replace(step, phase=Phase.RETRYING)
+        dispatch = replace(_with_step(dispatch, step, now), due_at=retry_at)
+        return Decision(dispatch, (ScheduleCheck(step.index, retry_at),))
+    # A refused send is reported like the provider's own verdict: rejected when permanent,
+    # undeliverable when the transient errors ran out.
+    status = MessageStatus.REJECTED if result.permanent else MessageStatus.UNDELIVERABLE
+    record = StatusRecord(status, now, result.code, result.reason)
+    step = replace(step, status=status, history=step.history + (record,))
+    dispatch = _end_step(_with_step(dispatch, step, now), step, Outcome.SEND_FAILED, now)
+    actions: list[Action] = [NotifyStatus(step.index, record)]
+    return Decision(_advance(dispatch, now, policy, actions), tuple(actions))
+
+
+def _merged_status(current: MessageStatus | None, new: MessageStatus) -> MessageStatus | None:
+    """Statuses only move forward; a failure is terminal, and never undoes a success."""
+    if current is not None and current.is_failure:
+        return current
+    if new.is_failure:
+        return current if current in (MessageStatus.DELIVERED, MessageStatus.READ) else new
+    if current is None or STATUS_RANK[new] > STATUS_RANK[current]:
+        return new
+    return current
+
+
+def _already_recorded(step: Step, status: MessageStatus) -> bool:
+    return any(record.status is status for record in step.history)
+
+
+def _react(dispatch: Dispatch, step: Step, now: datetime, policy: Policy, actions: list) -> Dispatch:
+    """The current step's status moved forward: complete, fail over, or keep waiting."""
+    condition = step.spec.condition or Condition.DELIVERED
+    if step.status in SATISFIES[condition]:
+        dispatch = _end_step(dispatch, step, Outcome.CONDITION_MET, now)
+        actions += [CancelCheck(step.index), NotifyFinal(now)]
+        return replace(
+            dispatch,
+            status=DispatchStatus.COMPLETED,
+            completed_by=step.index,
+            ended_at=now,
+            due_at=None,
+        )
+    if step.status in _FAILURE_OUTCOME:
+        dispatch = _end_step(dispatch, step, _FAILURE_OUTCOME[step.status], now)
+        actions.append(CancelCheck(step.index))
+        return _advance(dispatch, now, policy, actions)
+    return dispatch
+
+
+def _end_step(dispatch: Dispatch, step: Step, outcome: Outcome, now: datetime) -> Dispatch:
+    phase = Phase.SUCCEEDED if outcome is Outcome.CONDITION_MET else Phase.FAILED
+    return _with_step(dispatch, replace(step, phase=phase, outcome=outcome, ended_at=now), now)
+
+
+def _advance(dispatch: Dispatch, now: datetime, policy: Policy, actions: list) -> Dispatch:
+    """The current step failed: send the next one, or end the dispatch in error."""
+    following = dispatch.current + 1
+    if following < len(dispatch.steps):
+        return _begin(dispatch, following, now, policy, actions)
+    actions.append(NotifyFinal(now))
+    return replace(dispatch, status=DispatchStatus.ERROR, ended_at=now, due_at=None)

@@ -1,0 +1,26 @@
+"""Structured JSON logs for every module's standard `logging.getLogger(__name__)` logger.
+
+Modules log ids (dispatch_uuid, step_index, channel) through `extra=`; never message text,
+tokens or secrets.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+_HANDLER_NAME = "dispatch-json"
+
+
+def configure_logging() -> None:
+    """Put one JSON handler on the root logger; calling again changes nothing."""
+    root = logging.getLogger()
+    if any(handler.get_name() == _HANDLER_NAME for handler in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(LambdaPowertoolsFormatter(service="dispatch"))
+    root.addHandler(handler)
+    root.setLevel(os.environ.get("DISPATCH_LOG_LEVEL", "INFO").upper())

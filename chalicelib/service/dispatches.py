@@ -1,0 +1,238 @@
+"""Use cases: create a dispatch, apply a status, run a timer check, read a dispatch.
+
+Every input goes the same way: load, decide with the pure transitions, save conditionally on the
+version, then perform the decision's effects. Sends and timers come first; callbacks are
+delivered last, in the order they were decided, so a slow receiver never delays a failover.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Mapping, Sequence
+
+from chalicelib.domain import transitions
+from chalicelib.domain.actions import (
+    CancelCheck,
+    Decision,
+    NotifyFinal,
+    NotifyStatus,
+    ScheduleCheck,
+    SendAccepted,
+    SendFailed,
+    SendMessage,
+    SendResult,
+)
+from chalicelib.domain.application import Application
+from chalicelib.domain.errors import ConcurrentUpdate, DispatchNotFound
+from chalicelib.domain.model import Channel, Dispatch, Policy, StatusEvent, StepSpec
+from chalicelib.service import callback_payloads as payloads
+from chalicelib.service.ports import (
+    ApplicationRepository,
+    CallbackSender,
+    ChannelProvider,
+    Clock,
+    DispatchRepository,
+    MessageRef,
+    ProviderError,
+    Timer,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How often to re-read and re-decide when a concurrent input saved first.
+MAX_CONFLICT_RETRIES = 5
+
+Decide = Callable[[Dispatch, datetime], Decision]
+
+
+@dataclass
+class _Outbox:
+    """Callbacks decided during one input, delivered once every send and timer is done."""
+
+    items: list[tuple[str, dict]] = field(default_factory=list)
+
+
+class DispatchService:
+    def __init__(
+        self,
+        repository: DispatchRepository,
+        applications: ApplicationRepository,
+        providers: Mapping[Channel, ChannelProvider],
+        timer: Timer,
+        callbacks: CallbackSender,
+        clock: Clock,
+        policy: Policy = Policy(),
+        new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ):
+        self._repo = repository
+        self._apps = applications
+        self._providers = providers
+        self._timer = timer
+        self._callbacks = callbacks
+        self._clock = clock
+        self._policy = policy
+        self._new_uuid = new_uuid
+
+    # --- use cases ------------------------------------------------------------------------------
+
+    def create(self, application: Application, specs: Sequence[StepSpec]) -> str:
+        """Store a new dispatch and send its first message; returns the dispatch_uuid."""
+        now = self._clock.now()
+        decision = transitions.start(
+            self._new_uuid(), application.application_id, specs, now, self._policy
+        )
+        saved = self._repo.add(decision.dispatch)
+        logger.info("dispatch created", extra=_log_fields(saved))
+        outbox = _Outbox()
+        self._perform(saved, decision, outbox)
+        self._deliver(outbox, application)
+        return saved.dispatch_uuid
+
+    def get(self, application: Application, dispatch_uuid: str) -> Dispatch:
+        """The dispatch, if it belongs to `application`; otherwise DispatchNotFound."""
+        dispatch = self._repo.get(dispatch_uuid)
+        if dispatch is None or dispatch.application_id != application.application_id:
+            raise DispatchNotFound(dispatch_uuid)
+        return dispatch
+
+    def apply_status(
+        self,
+        provider: str,
+        provider_message_id: str,
+        event: StatusEvent,
+        application_id: str | None = None,
+    ) -> bool:
+        """Apply a provider status; False when no message of ours (or of `application_id`) has it."""
+        ref = self._repo.find_message(provider, provider_message_id)
+        dispatch = self._repo.get(ref.dispatch_uuid) if ref else None
+        if ref is None or dispatch is None:
+            return False
+        if application_id is not None and dispatch.application_id != application_id:
+            return False
+        self._run(
+            dispatch,
+            lambda d, now: transitions.on_status(d, ref.step_index, event, now, self._policy),
+        )
+        return True
+
+    def check(self, dispatch_uuid: str, step_index: int) -> None:
+        """A timer came due for (dispatch, step). Safe to run twice, early or late."""
+        dispatch = self._repo.get(dispatch_uuid)
+        if dispatch is None:
+            logger.warning("check for unknown dispatch", extra={"dispatch_uuid": dispatch_uuid})
+            return
+        if not 0 <= step_index < len(dispatch.steps):
+            logger.warning("check for unknown step", extra=_log_fields(dispatch))
+            return
+        self._run(
+            dispatch, lambda d, now: transitions.on_timer(d, step_index, now, self._policy)
+        )
+
+    # --- the loop: decide, save, perform --------------------------------------------------------
+
+    def _run(self, dispatch: Dispatch, decide: Decide) -> None:
+        outbox = _Outbox()
+        self._decide_and_save(dispatch, decide, outbox)
+        self._deliver(outbox)
+
+    def _decide_and_save(
+        self,
+        dispatch: Dispatch,
+        decide: Decide,
+        outbox: _Outbox,
+        refs: Sequence[MessageRef] = (),
+    ) -> None:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            decision = decide(dispatch, self._clock.now())
+            if not decision.changed:
+                return
+            try:
+                saved = self._repo.save(decision.dispatch, refs)
+            except ConcurrentUpdate:
+                reloaded = self._repo.get(dispatch.dispatch_uuid)
+                if reloaded is None:
+                    raise DispatchNotFound(dispatch.dispatch_uuid) from None
+                dispatch = reloaded
+                continue
+            self._perform(saved, decision, outbox)
+            return
+        raise ConcurrentUpdate(dispatch.dispatch_uuid)
+
+    def _perform(self, saved: Dispatch, decision: Decision, outbox: _Outbox) -> None:
+        for action in decision.actions:
+            if isinstance(action, SendMessage):
+                self._send_and_record(saved, action.step_index, outbox)
+            elif isinstance(action, ScheduleCheck):
+                self._timer_call(self._timer.schedule, saved, action.step_index, action.at)
+            elif isinstance(action, CancelCheck):
+                self._timer_call(self._timer.cancel, saved, action.step_index)
+            elif isinstance(action, NotifyStatus):
+                step = saved.steps[action.step_index]
+                payload = payloads.message_status_payload(saved, step, action.record)
+                outbox.items.append((saved.application_id, payload))
+            elif isinstance(action, NotifyFinal):
+                payload = payloads.final_report_payload(saved, action.at)
+                outbox.items.append((saved.application_id, payload))
+
+    def _send_and_record(self, saved: Dispatch, index: int, outbox: _Outbox) -> None:
+        result = self._send(saved, index)
+        refs: tuple[MessageRef, ...] = ()
+        if isinstance(result, SendAccepted):
+            refs = (
+                MessageRef(
+                    result.provider, result.provider_message_id, saved.dispatch_uuid, index
+                ),
+            )
+        self._decide_and_save(
+            saved,
+            lambda d, now: transitions.on_send_result(d, index, result, now, self._policy),
+            outbox,
+            refs,
+        )
+
+    def _send(self, dispatch: Dispatch, index: int) -> SendResult:
+        step = dispatch.steps[index]
+        fields = _log_fields(dispatch, index)
+        try:
+            provider = self._providers[step.channel]
+            provider_message_id = provider.send(dispatch.dispatch_uuid, step)
+        except ProviderError as exc:
+            logger.warning(
+                "send failed", extra={**fields, "permanent": exc.permanent, "code": exc.code}
+            )
+            return SendFailed(permanent=exc.permanent, code=exc.code, reason=exc.reason)
+        except Exception:  # a provider bug must not strand the dispatch: retry, then fail over
+            logger.exception("send raised unexpectedly", extra=fields)
+            return SendFailed(permanent=False, code="internal", reason="provider error")
+        logger.info("message sent", extra={**fields, "provider": provider.name})
+        return SendAccepted(provider.name, provider_message_id)
+
+    def _timer_call(self, method: Callable, dispatch: Dispatch, *args: object) -> None:
+        # A timer that could not be set is recovered by the sweeper from the saved due_at;
+        # failing the whole input here would only make the caller retry a step already taken.
+        try:
+            method(dispatch.dispatch_uuid, *args)
+        except Exception:
+            logger.exception("timer call failed", extra=_log_fields(dispatch))
+
+    def _deliver(self, outbox: _Outbox, application: Application | None = None) -> None:
+        known = {application.application_id: application} if application else {}
+        for application_id, payload in outbox.items:
+            if application_id not in known:
+                known[application_id] = self._apps.get(application_id)
+            app = known[application_id]
+            if app is None:
+                logger.warning("callback for unknown application", extra={"app": application_id})
+                continue
+            self._callbacks.deliver(app, payload)
+
+
+def _log_fields(dispatch: Dispatch, index: int | None = None) -> dict[str, object]:
+    step = dispatch.steps[dispatch.current if index is None else index]
+    return {
+        "dispatch_uuid": dispatch.dispatch_uuid,
+        "step_index": step.index,
+        "channel": step.channel.value,
+    }

@@ -1,0 +1,101 @@
+"""Ports: what the service needs from the outside world, as Protocols.
+
+Concrete adapters live in `chalicelib.adapters` and are built only in `chalicelib.bootstrap`;
+fakes for tests live in `tests/fakes.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Protocol, Sequence
+
+from chalicelib.domain.application import Application
+from chalicelib.domain.model import Dispatch, Step
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a provider's message id belongs: written with the send, read on every webhook."""
+
+    provider: str
+    provider_message_id: str
+    dispatch_uuid: str
+    step_index: int
+
+
+class DispatchRepository(Protocol):
+    def get(self, dispatch_uuid: str) -> Dispatch | None:
+        """Strongly consistent read; None when absent."""
+
+    def add(self, dispatch: Dispatch) -> Dispatch:
+        """Store a new dispatch (version 0) and return it at version 1.
+
+        Raises `DispatchExists` if the id is taken.
+        """
+
+    def save(self, dispatch: Dispatch, message_refs: Sequence[MessageRef] = ()) -> Dispatch:
+        """Store `dispatch` if the stored version still equals `dispatch.version`.
+
+        Writes the message index items in the same transaction. Returns the dispatch at
+        version + 1. Raises `ConcurrentUpdate` when the version moved on.
+        """
+
+    def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
+        """Strongly consistent lookup of a message index item."""
+
+
+class ApplicationRepository(Protocol):
+    def get(self, application_id: str) -> Application | None: ...
+
+    def get_by_api_key(self, api_key: str) -> Application | None: ...
+
+    def add(self, application: Application) -> None: ...
+
+    def update(self, application: Application) -> None: ...
+
+    def list(self) -> list[Application]: ...
+
+
+class SecretStore(Protocol):
+    def get(self, name: str) -> str:
+        """The secret's current value; raises KeyError when it does not exist."""
+
+    def put(self, name: str, value: str) -> None:
+        """Create the secret or store a new value for it."""
+
+
+class Timer(Protocol):
+    """Wakes the dispatch up at a given time by invoking the failover check."""
+
+    def schedule(self, dispatch_uuid: str, step_index: int, at: datetime) -> None:
+        """Arrange one check of (dispatch, step) at `at`; repeating a call is harmless."""
+
+    def cancel(self, dispatch_uuid: str, step_index: int) -> None:
+        """Drop the pending check of (dispatch, step), if any; a check that fires anyway is a no-op."""
+
+
+class ProviderError(Exception):
+    """A send that did not go through; `permanent` says whether retrying could help."""
+
+    def __init__(self, reason: str, *, permanent: bool, code: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.code = code
+
+
+class ChannelProvider(Protocol):
+    name: str
+
+    def send(self, dispatch_uuid: str, step: Step) -> str:
+        """Send the step's message; return the provider's message id or raise ProviderError."""
+
+
+class CallbackSender(Protocol):
+    def deliver(self, application: Application, payload: Mapping[str, Any]) -> None:
+        """Sign and post one callback to the application's status URL. Never raises."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""

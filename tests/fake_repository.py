@@ -1,0 +1,90 @@
+"""In-memory DispatchRepository with the same contract as the DynamoDB one.
+
+The contract test in `tests/integration/test_dispatch_repository.py` runs against both, so
+service tests can rely on this fake behaving like the real table: version checks, DispatchExists,
+ConcurrentUpdate, and message refs written all-or-nothing with the dispatch.
+
+Service tests can also stage a lost race: `fail_next_save_with_conflict()` makes the next `save`
+behave as if another writer saved first, and `concurrent_update()` is that other writer.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+from chalicelib.adapters.dynamodb_dispatches import MAX_MESSAGE_REFS
+from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists
+from chalicelib.domain.model import Dispatch
+from chalicelib.service.ports import MessageRef
+
+Mutator = Callable[[Dispatch], Dispatch]
+
+
+class InMemoryDispatchRepository:
+    def __init__(self) -> None:
+        # Dispatch and MessageRef are frozen, so storing the objects themselves is safe.
+        self._dispatches: dict[str, Dispatch] = {}
+        self._refs: dict[tuple[str, str], MessageRef] = {}
+        self._pending_conflict: list[Mutator | None] = []
+        self.saves = 0  #: successful saves, for tests that count writes
+
+    def get(self, dispatch_uuid: str) -> Dispatch | None:
+        return self._dispatches.get(dispatch_uuid)
+
+    def add(self, dispatch: Dispatch) -> Dispatch:
+        if dispatch.version != 0:
+            raise ValueError(f"add() takes version 0, not version {dispatch.version}")
+        if dispatch.dispatch_uuid in self._dispatches:
+            raise DispatchExists(dispatch.dispatch_uuid)
+        stored = dataclasses.replace(dispatch, version=1)
+        self._dispatches[dispatch.dispatch_uuid] = stored
+        return stored
+
+    def save(self, dispatch: Dispatch, message_refs: Sequence[MessageRef] = ()) -> Dispatch:
+        if self._pending_conflict:
+            self.concurrent_update(dispatch.dispatch_uuid, self._pending_conflict.pop())
+        current = self._dispatches.get(dispatch.dispatch_uuid)
+        if current is None or current.version != dispatch.version:
+            raise ConcurrentUpdate("the dispatch was changed since it was read")
+        refs = self._checked_refs(dispatch.dispatch_uuid, message_refs)
+        stored = dataclasses.replace(dispatch, version=dispatch.version + 1)
+        self._dispatches[dispatch.dispatch_uuid] = stored
+        self._refs.update(refs)
+        self.saves += 1
+        return stored
+
+    def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
+        return self._refs.get((provider, provider_message_id))
+
+    # --- test controls ---------------------------------------------------------------------
+
+    def fail_next_save_with_conflict(self, mutator: Mutator | None = None) -> None:
+        """Make the next `save` lose a race: the stored dispatch is first changed by `mutator`
+        (if given) and moved to the next version, so that save raises ConcurrentUpdate."""
+        self._pending_conflict.append(mutator)
+
+    def concurrent_update(self, dispatch_uuid: str, mutator: Mutator | None = None) -> Dispatch:
+        """Another writer saves the dispatch now: apply `mutator` and bump the stored version."""
+        current = self._dispatches[dispatch_uuid]
+        changed = mutator(current) if mutator else current
+        stored = dataclasses.replace(changed, version=current.version + 1)
+        self._dispatches[dispatch_uuid] = stored
+        return stored
+
+    def _checked_refs(
+        self, dispatch_uuid: str, refs: Sequence[MessageRef]
+    ) -> dict[tuple[str, str], MessageRef]:
+        """Validate every ref before anything is written, as the transaction would."""
+        checked: dict[tuple[str, str], MessageRef] = {}
+        for ref in refs:
+            ref_key = (ref.provider, ref.provider_message_id)
+            if ref.dispatch_uuid != dispatch_uuid:
+                raise ValueError("a message ref must belong to the dispatch being saved")
+            if checked.setdefault(ref_key, ref) != ref:
+                raise ValueError("one provider message id given twice with different steps")
+            existing = self._refs.get(ref_key)
+            if existing is not None and existing.dispatch_uuid != dispatch_uuid:
+                raise ValueError("a provider message id is already recorded for another dispatch")
+        if len(checked) > MAX_MESSAGE_REFS:
+            raise ValueError(f"at most {MAX_MESSAGE_REFS} message refs per save")
+        return checked

@@ -1,0 +1,102 @@
+"""Fakes for the service's own ports: a settable clock, a recording timer, scriptable providers
+and a callback recorder. The in-memory repositories live in fake_repository.py and
+fake_applications.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+
+from chalicelib.domain.application import Application
+from chalicelib.domain.model import Step
+from chalicelib.service.ports import ProviderError
+
+T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
+
+
+class FakeClock:
+    def __init__(self, start: datetime = T0):
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> datetime:
+        self.current += timedelta(seconds=seconds)
+        return self.current
+
+
+class RecordingTimer:
+    """Keeps the pending check of each (dispatch, step); tests fire them by hand."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, int], datetime] = {}
+        self.scheduled: list[tuple[str, int, datetime]] = []
+        self.cancelled: list[tuple[str, int]] = []
+
+    def schedule(self, dispatch_uuid: str, step_index: int, at: datetime) -> None:
+        self.pending[(dispatch_uuid, step_index)] = at
+        self.scheduled.append((dispatch_uuid, step_index, at))
+
+    def cancel(self, dispatch_uuid: str, step_index: int) -> None:
+        self.pending.pop((dispatch_uuid, step_index), None)
+        self.cancelled.append((dispatch_uuid, step_index))
+
+    def due(self, now: datetime) -> list[tuple[str, int]]:
+        return sorted(
+            (key for key, at in self.pending.items() if at <= now),
+            key=lambda key: self.pending[key],
+        )
+
+
+@dataclass
+class SentMessage:
+    dispatch_uuid: str
+    step_index: int
+    message_uuid: str
+    provider_message_id: str
+
+
+class ScriptedProvider:
+    """Accepts every message unless a failure is queued for its next sends."""
+
+    def __init__(self, name: str = "fake") -> None:
+        self.name = name
+        self.accepted: list[SentMessage] = []
+        self.attempts: list[tuple[str, int]] = []
+        self.failures: list[ProviderError | Exception] = []
+
+    def fail_next(self, *errors: ProviderError | Exception) -> None:
+        self.failures.extend(errors)
+
+    def send(self, dispatch_uuid: str, step: Step) -> str:
+        self.attempts.append((dispatch_uuid, step.index))
+        if self.failures:
+            raise self.failures.pop(0)
+        provider_message_id = f"{self.name}-{step.message_uuid}"
+        self.accepted.append(
+            SentMessage(dispatch_uuid, step.index, step.message_uuid, provider_message_id)
+        )
+        return provider_message_id
+
+
+@dataclass
+class RecordingCallbacks:
+    delivered: list[tuple[str, dict]] = field(default_factory=list)
+
+    def deliver(self, application: Application, payload: Mapping[str, Any]) -> None:
+        self.delivered.append((application.application_id, dict(payload)))
+
+    def for_dispatch(self, dispatch_uuid: str) -> list[dict]:
+        return [
+            payload
+            for _, payload in self.delivered
+            if payload.get("dispatch_uuid") == dispatch_uuid
+            or payload.get("_links", {}).get("workflow", {}).get("dispatch_uuid") == dispatch_uuid
+        ]
+
+    def final_reports(self, dispatch_uuid: str) -> list[dict]:
+        return [p for p in self.for_dispatch(dispatch_uuid) if "template" in p]
+
+    def statuses(self, dispatch_uuid: str) -> list[dict]:
+        return [p for p in self.for_dispatch(dispatch_uuid) if "message_uuid" in p]

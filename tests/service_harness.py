@@ -1,0 +1,79 @@
+"""A DispatchService wired to in-memory fakes, with controls to drive time and timers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chalicelib.domain.application import Application
+from chalicelib.domain.model import Channel, Dispatch, Policy, StatusEvent
+from chalicelib.service.dispatches import DispatchService
+from tests.fake_applications import InMemoryApplicationRepository
+from tests.fake_repository import InMemoryDispatchRepository
+from tests.fakes import T0, FakeClock, RecordingCallbacks, RecordingTimer, ScriptedProvider
+
+POLICY = Policy(
+    max_send_attempts=3,
+    retry_backoff_seconds=(2, 8),
+    send_guard_seconds=120,
+    last_step_report_seconds=3600,
+)
+
+
+def application(application_id: str = "app-1") -> Application:
+    return Application(
+        application_id=application_id,
+        name=application_id,
+        api_key=f"key-{application_id}",
+        api_secret_hash="0" * 64,
+        public_key_pem="",
+        signature_secret_ref=f"secret/{application_id}",
+        status_url="https://example.test/status",
+        created_at=T0,
+    )
+
+
+@dataclass
+class Harness:
+    clock: FakeClock = field(default_factory=FakeClock)
+    repo: InMemoryDispatchRepository = field(default_factory=InMemoryDispatchRepository)
+    timer: RecordingTimer = field(default_factory=RecordingTimer)
+    provider: ScriptedProvider = field(default_factory=ScriptedProvider)
+    callbacks: RecordingCallbacks = field(default_factory=RecordingCallbacks)
+    app: Application = field(default_factory=application)
+    other_app: Application = field(default_factory=lambda: application("app-2"))
+    policy: Policy = POLICY
+
+    def __post_init__(self) -> None:
+        self.apps = InMemoryApplicationRepository([self.app, self.other_app])
+        self.service = DispatchService(
+            repository=self.repo,
+            applications=self.apps,
+            providers={channel: self.provider for channel in Channel},
+            timer=self.timer,
+            callbacks=self.callbacks,
+            clock=self.clock,
+            policy=self.policy,
+        )
+
+    def dispatch(self, dispatch_uuid: str) -> Dispatch:
+        stored = self.repo.get(dispatch_uuid)
+        assert stored is not None
+        return stored
+
+    def status(self, dispatch_uuid: str, index: int, event: StatusEvent) -> bool:
+        step = self.dispatch(dispatch_uuid).steps[index]
+        return self.service.apply_status(
+            self.provider.name, f"{self.provider.name}-{step.message_uuid}", event
+        )
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass, firing every timer that comes due, as the timer backend would."""
+        target = self.clock.current.timestamp() + seconds
+        while True:
+            due = [(at, key) for key, at in self.timer.pending.items() if at.timestamp() <= target]
+            if not due:
+                break
+            at, (dispatch_uuid, index) = min(due)
+            self.clock.current = max(self.clock.current, at)
+            del self.timer.pending[(dispatch_uuid, index)]
+            self.service.check(dispatch_uuid, index)
+        self.clock.advance(target - self.clock.current.timestamp())

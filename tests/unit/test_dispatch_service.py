@@ -1,0 +1,175 @@
+"""The service over in-memory fakes: create, status, deadline, retries, races, isolation."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chalicelib.domain.errors import DispatchNotFound
+from chalicelib.domain.model import (
+    Channel,
+    Condition,
+    DispatchStatus,
+    MessageStatus,
+    Outcome,
+    StatusEvent,
+    StepSpec,
+)
+from chalicelib.domain import transitions
+from chalicelib.service.ports import ProviderError
+from tests.fakes import T0
+from tests.service_harness import Harness
+
+S = MessageStatus
+
+
+def messenger_then_sms(condition=Condition.READ, expiry=600):
+    return [
+        StepSpec(
+            channel=Channel.MESSENGER,
+            to={"type": "messenger", "id": "0000000000000000"},
+            sender={"type": "messenger", "id": "1111111111111111"},
+            message={"content": {"type": "text", "text": "hello"}},
+            condition=condition,
+            expiry_time=expiry,
+        ),
+        StepSpec(
+            channel=Channel.SMS,
+            to={"type": "sms", "number": "447700900000"},
+            sender={"type": "sms", "number": "447700900001"},
+            message={"content": {"type": "text", "text": "hello"}},
+        ),
+    ]
+
+
+@pytest.fixture
+def h():
+    return Harness()
+
+
+def test_create_sends_the_first_message_and_sets_its_deadline(h):
+    uuid = h.service.create(h.app, messenger_then_sms())
+    d = h.dispatch(uuid)
+    assert [m.step_index for m in h.provider.accepted] == [0]
+    assert d.steps[0].provider_message_id == f"fake-{d.steps[0].message_uuid}"
+    deadline = T0 + timedelta(seconds=600)
+    assert d.steps[0].sent_at == T0 and d.steps[0].deadline == deadline == d.due_at
+    assert h.timer.pending == {(uuid, 0): deadline}
+    assert [p["status"] for p in h.callbacks.statuses(uuid)] == ["submitted"]
+    assert h.repo.find_message("fake", d.steps[0].provider_message_id).step_index == 0
+
+
+def test_deadline_without_status_fails_over_to_sms_once(h):
+    uuid = h.service.create(h.app, messenger_then_sms(expiry=15))
+    h.advance(14)
+    assert len(h.provider.accepted) == 1
+    h.advance(1)
+    assert [m.step_index for m in h.provider.accepted] == [0, 1]
+    h.service.check(uuid, 0)  # the same timer firing again changes nothing
+    assert len(h.provider.accepted) == 2
+    d = h.dispatch(uuid)
+    assert d.steps[0].outcome is Outcome.EXPIRED and d.current == 1
+    assert (d.steps[1].sent_at - d.steps[0].sent_at).total_seconds() == 15
+
+
+def test_read_before_the_deadline_completes_and_no_sms_is_ever_sent(h):
+    uuid = h.service.create(h.app, messenger_then_sms(expiry=15))
+    h.advance(5)
+    assert h.status(uuid, 0, StatusEvent(S.READ))
+    h.advance(3600)
+    assert [m.step_index for m in h.provider.accepted] == [0]
+    assert (uuid, 0) not in h.timer.pending
+    [report] = h.callbacks.final_reports(uuid)
+    assert report["status"] == "completed"
+    assert report["completed_by"] == h.dispatch(uuid).steps[0].message_uuid
+
+
+def test_rejected_fails_over_immediately_and_sms_delivery_completes(h):
+    uuid = h.service.create(h.app, messenger_then_sms())
+    h.status(uuid, 0, StatusEvent(S.REJECTED, error_code="1300", error_reason="Not part of the provider network"))
+    assert [m.step_index for m in h.provider.accepted] == [0, 1]
+    h.status(uuid, 1, StatusEvent(S.DELIVERED))
+    [report] = h.callbacks.final_reports(uuid)
+    assert report["status"] == "completed"
+    assert report["completed_by"] == h.dispatch(uuid).steps[1].message_uuid
+    statuses = [(p["message_uuid"][-4:], p["status"]) for p in h.callbacks.statuses(uuid)]
+    first, second = (s.message_uuid[-4:] for s in h.dispatch(uuid).steps)
+    assert statuses == [(first, "submitted"), (first, "rejected"), (second, "submitted"), (second, "delivered")]
+
+
+def test_transient_send_errors_retry_on_the_timer_then_succeed(h):
+    h.provider.fail_next(ProviderError("throttled", permanent=False, code="429"))
+    uuid = h.service.create(h.app, messenger_then_sms())
+    assert h.provider.accepted == [] and h.dispatch(uuid).steps[0].attempts == 1
+    h.advance(2)
+    assert [m.step_index for m in h.provider.accepted] == [0]
+    assert h.dispatch(uuid).steps[0].attempts == 2
+
+
+def test_a_provider_that_raises_unexpectedly_is_retried_then_failed_over(h):
+    h.provider.fail_next(RuntimeError("bug"), RuntimeError("bug"), RuntimeError("bug"))
+    uuid = h.service.create(h.app, messenger_then_sms())
+    h.advance(10)
+    d = h.dispatch(uuid)
+    assert d.steps[0].status is S.UNDELIVERABLE and d.steps[0].outcome is Outcome.SEND_FAILED
+    assert [m.step_index for m in h.provider.accepted] == [1]
+
+
+def test_permanent_errors_on_every_step_end_in_one_error_report(h):
+    h.provider.fail_next(*(ProviderError("invalid number", permanent=True, code="1240") for _ in range(2)))
+    uuid = h.service.create(h.app, messenger_then_sms())
+    [report] = h.callbacks.final_reports(uuid)
+    assert report["status"] == "error" and report["completed_by"] is None
+    assert h.dispatch(uuid).status is DispatchStatus.ERROR
+
+
+def test_a_status_racing_the_deadline_sends_nothing_twice(h):
+    uuid = h.service.create(h.app, messenger_then_sms(expiry=15))
+    h.clock.advance(15)
+    # The timer saves its failover first; the status's save loses and is decided again.
+    h.repo.fail_next_save_with_conflict(
+        lambda d: transitions.on_timer(d, 0, h.clock.now(), h.policy).dispatch
+    )
+    h.status(uuid, 0, StatusEvent(S.READ))
+    d = h.dispatch(uuid)
+    assert d.steps[0].outcome is Outcome.EXPIRED and d.steps[0].history[-1].late
+    assert d.status is DispatchStatus.IN_PROGRESS
+
+
+def test_a_failing_timer_does_not_fail_the_create(h):
+    def broken(*args):
+        raise ConnectionError("timer service down")
+
+    h.timer.schedule = broken
+    uuid = h.service.create(h.app, messenger_then_sms())
+    assert h.dispatch(uuid).due_at is not None  # the sweeper finds it from here
+
+
+def test_another_applications_dispatch_is_not_found(h):
+    uuid = h.service.create(h.app, messenger_then_sms())
+    with pytest.raises(DispatchNotFound):
+        h.service.get(h.other_app, uuid)
+    with pytest.raises(DispatchNotFound):
+        h.service.get(h.app, "no-such-dispatch")
+    message_id = h.dispatch(uuid).steps[0].provider_message_id
+    assert not h.service.apply_status("fake", message_id, StatusEvent(S.READ), h.other_app.application_id)
+    assert not h.service.apply_status("fake", "unknown", StatusEvent(S.READ))
+    assert h.dispatch(uuid).steps[0].status is S.SUBMITTED
+
+
+def test_callbacks_go_out_after_the_next_message_is_sent(h):
+    order = []
+    h.provider.send = _recording(h.provider.send, order, "send")
+    h.callbacks.deliver = _recording(h.callbacks.deliver, order, "callback")
+    uuid = h.service.create(h.app, messenger_then_sms())
+    order.clear()
+    h.status(uuid, 0, StatusEvent(S.REJECTED))
+    assert order == ["send", "callback", "callback"]  # rejected(0), then submitted(1)
+
+
+def _recording(fn, log, name):
+    def wrapper(*args, **kwargs):
+        log.append(name)
+        return fn(*args, **kwargs)
+
+    return wrapper

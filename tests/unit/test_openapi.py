@@ -1,0 +1,273 @@
+"""The OpenAPI document served at /v0.1/openapi.json: valid, complete, in step with the models."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.api import schemas, views
+from chalicelib.api.body import MAX_BODY_BYTES
+from scripts.gen_openapi import DOCUMENT, generate_schemas, regenerate, render
+from tests.unit.test_validation import (
+    CONTENT0,
+    ELEVEN_ITEMS,
+    MESSENGER,
+    MMS,
+    SMS_READ,
+    VIBER,
+    WHATSAPP,
+    edit,
+)
+
+SERVED = Path(__file__).resolve().parents[2] / "chalicelib" / "api" / "openapi.json"
+DOC: dict[str, Any] = json.loads(SERVED.read_text(encoding="utf-8"))
+NOW = "2026-11-24T06:22:36.123Z"
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs(value)
+
+
+def resolves(ref: str) -> bool:
+    node: Any = DOC
+    for part in ref.removeprefix("#/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def json_schema_accepts(model: str, instance: Any) -> bool:
+    schema = {"$ref": f"#/components/schemas/{model}", "components": DOC["components"]}
+    return jsonschema.Draft202012Validator(schema).is_valid(instance)
+
+
+def pydantic_accepts(model: type[BaseModel], instance: Any) -> bool:
+    try:
+        model.model_validate(instance)
+    except ValidationError:
+        return False
+    return True
+
+
+def test_the_script_writes_the_served_document() -> None:
+    assert DOCUMENT == SERVED
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    assert DOC["openapi"].startswith("3.1.")
+    validate(DOC)
+
+
+def test_component_schemas_are_what_the_models_generate() -> None:
+    assert DOC["components"]["schemas"] == generate_schemas(), "run scripts/gen_openapi.py"
+
+
+def test_document_is_formatted_as_the_script_writes_it() -> None:
+    expected = render(regenerate(DOC))
+    assert SERVED.read_text(encoding="utf-8") == expected, "run scripts/gen_openapi.py"
+
+
+def test_every_reference_resolves() -> None:
+    assert [ref for ref in refs(DOC) if not resolves(ref)] == []
+    assert all(ref.startswith("#/components/") for ref in refs(DOC))
+
+
+def test_document_has_every_route_and_both_callbacks() -> None:
+    routes = {(path, method) for path, item in DOC["paths"].items() for method in item}
+    assert routes == {
+        ("/v0.1/dispatch", "post"),
+        ("/beta/workflows", "post"),
+        ("/v0.1/dispatch/{dispatch_uuid}", "get"),
+        ("/v0.1/openapi.json", "get"),
+        ("/sandbox/messages/{message_uuid}/status", "post"),
+        ("/sandbox/callbacks", "post"),
+        ("/sandbox/callbacks", "get"),
+    }
+    webhooks = {
+        name: hook["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for name, hook in DOC["webhooks"].items()
+    }
+    assert webhooks == {
+        "messageStatus": "#/components/schemas/MessageStatusCallback",
+        "finalReport": "#/components/schemas/FinalReportCallback",
+    }
+
+
+def test_only_the_document_and_the_callback_sink_need_no_credentials() -> None:
+    assert {scheme for entry in DOC["security"] for scheme in entry} == {"basicAuth", "bearerAuth"}
+    open_routes = {
+        (path, method)
+        for path, item in DOC["paths"].items()
+        for method, operation in item.items()
+        if operation.get("security") == []
+    }
+    assert open_routes == {("/v0.1/openapi.json", "get"), ("/sandbox/callbacks", "post")}
+
+
+def test_limits_are_documented_as_enforced() -> None:
+    request = DOC["components"]["schemas"]["CreateDispatchRequest"]
+    assert request["properties"]["workflow"]["maxItems"] == schemas.MAX_WORKFLOW_ITEMS
+    assert MAX_BODY_BYTES == 256 * 1024
+    create = DOC["paths"]["/v0.1/dispatch"]["post"]
+    assert "256 KiB" in create["description"] and "10 workflow items" in create["description"]
+    assert "256 KiB" in DOC["components"]["responses"]["PayloadTooLarge"]["description"]
+
+
+def test_create_responses_are_documented() -> None:
+    for path in ("/v0.1/dispatch", "/beta/workflows"):
+        assert {"202", "400", "401", "413", "415"} <= set(DOC["paths"][path]["post"]["responses"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        VIBER,
+        MESSENGER,
+        WHATSAPP,
+        MMS,
+        SMS_READ,  # a channel rule, not structure: both accept it
+        edit(VIBER, ("workflow[0].failover.expiry_time", "600")),
+        edit(VIBER, ("workflow[0].failover.expiry_time", True)),
+        edit(VIBER, ("workflow[0].failover.expiry_time", 600.0)),
+        edit(VIBER, ("workflow[0].failover.expiry_time", 600.5)),
+        edit(VIBER, ("workflow[0].failover.expiry_time", 14)),
+        edit(VIBER, ("workflow[0].failover", None)),
+        edit(VIBER, ("workflow[1].to.number", None)),
+        edit(VIBER, ("workflow[1].to.type", "rcs")),
+        edit(VIBER, ("workflow[1].to.extra", "x")),
+        edit(VIBER, ("template", "broadcast")),
+        edit(VIBER, ("workflow", [])),
+        ELEVEN_ITEMS,
+        edit(MMS, ("workflow[0].message.content.type", "img")),
+        edit(MMS, (f"{CONTENT0}.image.url", "ftp://example.com/a.jpg")),
+        edit(MMS, (f"{CONTENT0}.image.url", "https://example.com/a b.jpg")),
+        edit(WHATSAPP, (f"{CONTENT0}.template.parameters", [{"default": 1}])),
+        edit(WHATSAPP, ("workflow[0].message.whatsapp.policy", "fallback")),
+        edit(WHATSAPP, ("workflow[0].message.whatsapp.locale", "zh-Hant-TW")),
+        edit(WHATSAPP, ("workflow[0].message.whatsapp.locale", "en_GB")),
+        edit(WHATSAPP, (f"{CONTENT0}", {"type": "custom", "custom": {"any": [1, None]}})),
+        [VIBER],
+    ],
+)
+def test_request_schema_accepts_exactly_what_the_models_accept(body: Any) -> None:
+    expected = pydantic_accepts(schemas.CreateDispatchRequest, body)
+    assert json_schema_accepts("CreateDispatchRequest", body) is expected
+
+
+def test_the_document_examples_are_valid_requests() -> None:
+    from chalicelib.api.validation import parse_create_request
+
+    content = DOC["components"]["requestBodies"]["CreateDispatch"]["content"]["application/json"]
+    for example in content["examples"].values():
+        assert json_schema_accepts("CreateDispatchRequest", example["value"])
+        assert parse_create_request(example["value"])
+
+
+BAD_REQUEST = DOC["components"]["responses"]["BadRequest"]
+USAGE = {"price": "0.0333", "currency": "EUR"}
+SMS_ADDRESS = {"type": "sms", "number": "447700900000"}
+MESSAGE_VIEW = {
+    "index": 0,
+    "channel": "sms",
+    "message_uuid": "m-1",
+    "to": SMS_ADDRESS,
+    "from": {"type": "sms", "number": "Vonage"},
+    "phase": "succeeded",
+    "status": "delivered",
+    "condition_status": None,
+    "expiry_time": None,
+    "attempts": 1,
+    "sent_at": NOW,
+    "deadline": None,
+    "ended_at": NOW,
+    "outcome": "condition_met",
+    "error": None,
+    "usage": USAGE,
+    "history": [{"status": "delivered", "timestamp": NOW, "late": False, "error": None}],
+}
+DISPATCH_VIEW = {
+    "dispatch_uuid": "d-1",
+    "template": "failover",
+    "status": "completed",
+    "created_at": NOW,
+    "updated_at": NOW,
+    "ended_at": NOW,
+    "completed_by": "m-1",
+    "usage": USAGE,
+    "messages": [MESSAGE_VIEW],
+    "_links": {"self": {"href": "/v0.1/dispatch/d-1"}},
+}
+MESSAGE_STATUS = {
+    "message_uuid": "m-1",
+    "to": SMS_ADDRESS,
+    "from": {"type": "sms", "number": "447700900001"},
+    "timestamp": NOW,
+    "status": "rejected",
+    "error": {"code": "1300", "reason": "Not part of the provider network"},
+    "usage": USAGE,
+    "_links": {"workflow": {"dispatch_uuid": "d-1", "href": "/v0.1/dispatch/d-1"}},
+}
+FINAL_REPORT = {
+    "dispatch_uuid": "d-1",
+    "template": "failover",
+    "status": "error",
+    "timestamp": NOW,
+    "completed_by": None,
+    "_links": {
+        "messages": [
+            {"message_uuid": "m-1", "href": "/v0.1/dispatch/d-1", "channel": "sms", "status": None}
+        ]
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "model, instance",
+    [
+        (views.DispatchView, DISPATCH_VIEW),
+        (views.MessageStatusCallback, MESSAGE_STATUS),
+        (views.FinalReportCallback, FINAL_REPORT),
+        (views.FinalReportCallback, {**FINAL_REPORT, "usage": USAGE}),
+        (views.Problem, BAD_REQUEST["content"]["application/problem+json"]["example"]),
+        (views.ReceivedCallback, {"received_at": NOW, "signature_valid": False, "body": "x"}),
+    ],
+)
+def test_response_shapes_validate_with_both_the_models_and_the_document(
+    model: type[BaseModel], instance: dict[str, Any]
+) -> None:
+    assert pydantic_accepts(model, instance)
+    assert json_schema_accepts(model.__name__, instance)
+
+
+@pytest.mark.parametrize(
+    "model, instance",
+    [
+        (views.DispatchView, {**DISPATCH_VIEW, "created_at": "2026-11-24T06:22:36Z"}),
+        (views.DispatchView, {**DISPATCH_VIEW, "cancelled": False}),
+        (views.DispatchView, {k: v for k, v in DISPATCH_VIEW.items() if k != "ended_at"}),
+        (views.DispatchView, {**DISPATCH_VIEW, "messages": [{**MESSAGE_VIEW, "phase": "done"}]}),
+        (views.MessageStatusCallback, {**MESSAGE_STATUS, "status": "failed"}),
+        (views.MessageStatusCallback, {**MESSAGE_STATUS, "error": None}),
+        (views.FinalReportCallback, {**FINAL_REPORT, "status": "in_progress"}),
+        (views.FinalReportCallback, {**FINAL_REPORT, "usage": None}),
+    ],
+)
+def test_response_drift_is_refused_by_both(
+    model: type[BaseModel], instance: dict[str, Any]
+) -> None:
+    assert not pydantic_accepts(model, instance)
+    assert not json_schema_accepts(model.__name__, instance)
