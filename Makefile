@@ -20,7 +20,8 @@ install: $(VENV)/.installed
 run: install  ## Serve the API on http://127.0.0.1:$(PORT) with AWS emulated locally.
 	PORT=$(PORT) $(BIN)/python scripts/local_stack.py
 
-test: install  ## Run every test.
+test: install  ## Lint, then run every test.
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2
 
 openapi: install  ## Regenerate the OpenAPI component schemas from the pydantic models.

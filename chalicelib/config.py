@@ -6,8 +6,8 @@ only the names under which Secrets Manager holds them.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from chalicelib.domain.model import Channel, Policy
 

@@ -17,7 +17,7 @@ from pathlib import Path
 # Run as a plain script from anywhere: make the project importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.adapters.local_timer import LocalTimer  # noqa: E402
+from chalicelib.adapters.local_timer import LocalTimer
 
 
 def measure(count: int, ahead: float) -> list[float]:

@@ -14,17 +14,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from typing import Any, Callable, Sequence, TypeVar  # noqa: E402
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.service import applications as service  # noqa: E402
-from chalicelib.service.ports import ApplicationRepository, SecretStore  # noqa: E402
+from chalicelib.service import applications as service
+from chalicelib.service.ports import ApplicationRepository, SecretStore
 
 DEFAULT_SECRET_PREFIX = "dispatch"
 T = TypeVar("T")
@@ -72,10 +74,8 @@ class KeyFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
-        except FileNotFoundError:
-            pass
 
 
 def _print(args: argparse.Namespace, fields: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 #: Where the demo credentials go; tests point it elsewhere to leave a developer's own alone.
 STATE_DIR = Path(os.environ.get("DISPATCH_LOCAL_DIR", ROOT / ".local"))
 HOST = "127.0.0.1"
+MESSENGER_TEXT = "This is a Facebook Messenger Message sent from the Dispatch API"
 
 
 def main() -> int:
@@ -117,7 +118,7 @@ def _print_banner(port: int, demo: dict) -> None:
             {
                 "from": {"type": "messenger", "id": "1111111111111111"},
                 "to": {"type": "messenger", "id": "0000000000000000"},
-                "message": {"content": {"type": "text", "text": "This is a Facebook Messenger Message sent from the Dispatch API"}},
+                "message": {"content": {"type": "text", "text": MESSENGER_TEXT}},
                 "failover": {"expiry_time": 600, "condition_status": "read"},
             },
             {

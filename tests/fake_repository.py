@@ -10,7 +10,7 @@ behave as if another writer saved first, and `concurrent_update()` is that other
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from chalicelib.adapters.dynamodb_dispatches import MAX_MESSAGE_REFS
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists

@@ -3,9 +3,10 @@ and a callback recorder. The in-memory repositories live in fake_repository.py a
 fake_applications.py."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from chalicelib.domain.application import Application
 from chalicelib.domain.model import Step

@@ -12,8 +12,9 @@ Both kinds of item carry `expires_at` (epoch seconds, creation + retention) for 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from chalice import Response
 

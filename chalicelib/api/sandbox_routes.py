@@ -4,11 +4,9 @@ They answer 404 unless `DISPATCH_SANDBOX_ROUTES` is on, which only the local sta
 """
 from __future__ import annotations
 
-from typing import Literal
-
 import jwt
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from chalicelib.adapters.callback_signing import verify
 from chalicelib.adapters.dynamodb_sink import dispatch_uuid_of
@@ -16,23 +14,12 @@ from chalicelib.api.auth import authenticate
 from chalicelib.api.body import decode_json_body
 from chalicelib.api.errors import NotFound, RequestInvalid
 from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors
+from chalicelib.api.schemas import SandboxStatusRequest
 from chalicelib.bootstrap import Services, get_services
 from chalicelib.domain.application import Application
 from chalicelib.domain.model import MessageStatus, StatusEvent
 
 bp = Blueprint(__name__)
-
-
-class SandboxError(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    code: str = Field(min_length=1, max_length=50)
-    reason: str = Field(min_length=1, max_length=500)
-
-
-class SandboxStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: Literal["delivered", "read", "rejected", "undeliverable"]
-    error: SandboxError | None = None
 
 
 @bp.route("/sandbox/messages/{message_uuid}/status", methods=["POST"], content_types=ANY_CONTENT_TYPE)
@@ -92,9 +79,9 @@ def _caller(services: Services) -> Application:
     return authenticate(header, services.applications, services.clock.now())
 
 
-def _parse_status(body: object) -> SandboxStatus:
+def _parse_status(body: object) -> SandboxStatusRequest:
     try:
-        return SandboxStatus.model_validate(body)
+        return SandboxStatusRequest.model_validate(body)
     except ValidationError as exc:
         invalid = [
             {"name": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]}

@@ -10,7 +10,8 @@ reason.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, NoReturn, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 import phonenumbers
 from pydantic import ValidationError
@@ -240,10 +241,18 @@ def _check_address(address: dict[str, Any], path: str, side: int) -> list[Proble
     value = address.get(wanted)
     if value is None:
         problems.append((f"{path}.{wanted}", f"is required for the {role} on {channel.value}"))
-    elif wanted == "number" and isinstance(value, str):
+    elif wanted == "number" and isinstance(value, str) and not _is_mms_short_code(channel, side, value):
         reason = _number_reason(value, sender_id_allowed=channel is Channel.SMS and side == 0)
         problems += [(f"{path}.number", reason)] if reason else []
     return problems
+
+
+#: MMS is sent from US short codes (5 or 6 digits), which are not E.164 numbers.
+US_SHORT_CODE = re.compile(r"[1-9][0-9]{4,5}")
+
+
+def _is_mms_short_code(channel: Channel, side: int, value: str) -> bool:
+    return channel is Channel.MMS and side == 0 and US_SHORT_CODE.fullmatch(value) is not None
 
 
 def _number_reason(value: str, sender_id_allowed: bool) -> str | None:

@@ -47,11 +47,6 @@ class Usage(ViewModel):
     currency: str
 
 
-class CallbackError(ViewModel):
-    code: str
-    reason: str
-
-
 class ErrorInfo(ViewModel):
     code: str | None
     reason: str | None
@@ -151,7 +146,7 @@ class MessageStatusCallback(ViewModel):
     sender: Address = Field(alias="from")
     timestamp: str = _time()
     status: MessageStatus
-    error: CallbackError = Field(default=None)
+    error: ErrorInfo = Field(default=None)
     usage: Usage = Field(default=None)
     links: MessageStatusLinks = Field(alias="_links")
 

@@ -6,9 +6,10 @@ nothing here reads the clock.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 
 class Channel(str, enum.Enum):
@@ -90,7 +91,6 @@ class Outcome(str, enum.Enum):
     SEND_FAILED = "send_failed"  #: permanent send error, or transient errors exhausted
     SEND_UNCONFIRMED = "send_unconfirmed"  #: a send attempt never reported back
     NO_REPORT = "no_report"  #: last step, nothing reported within the report limit
-    CANCELLED = "cancelled"  #: dispatch ended by another step; this one never sent
 
 
 @dataclass(frozen=True)

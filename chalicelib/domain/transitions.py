@@ -9,9 +9,9 @@ that changes nothing (a duplicate, a late timer, a status for a step already mov
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Sequence
 
 from chalicelib.domain.actions import (
     Action,

@@ -5,11 +5,12 @@ model: no I/O, no clock. Also home to `iso`, the one timestamp format used on th
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
-from chalicelib.domain.model import Dispatch, Outcome, Phase, Step, StatusRecord, Usage
+from chalicelib.domain.model import Dispatch, Phase, StatusRecord, Step, Usage
 
 
 def iso(dt: datetime) -> str:
@@ -72,10 +73,8 @@ def final_report_payload(dispatch: Dispatch, at: datetime) -> dict[str, Any]:
 
 
 def was_started(step: Step) -> bool:
-    """Whether the step ever got as far as a send attempt (cancelled steps never did)."""
-    if step.phase is Phase.PENDING:
-        return False
-    return not (step.phase is Phase.FAILED and step.outcome is Outcome.CANCELLED)
+    """Whether the step ever got as far as a send attempt."""
+    return step.phase is not Phase.PENDING
 
 
 def total_usage(steps: tuple[Step, ...]) -> dict[str, str] | None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Mapping, Sequence
 
 from chalicelib.domain import transitions
 from chalicelib.domain.actions import (
@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 #: How often to re-read and re-decide when a concurrent input saved first.
 MAX_CONFLICT_RETRIES = 5
 
+DEFAULT_POLICY = Policy()
+
 Decide = Callable[[Dispatch, datetime], Decision]
 
 
@@ -63,7 +65,7 @@ class DispatchService:
         timer: Timer,
         callbacks: CallbackSender,
         clock: Clock,
-        policy: Policy = Policy(),
+        policy: Policy = DEFAULT_POLICY,
         new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
     ):
         self._repo = repository

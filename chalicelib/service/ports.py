@@ -1,13 +1,15 @@
 """Ports: what the service needs from the outside world, as Protocols.
 
 Concrete adapters live in `chalicelib.adapters` and are built only in `chalicelib.bootstrap`;
-fakes for tests live in `tests/fakes.py`.
+fakes for tests live in `tests/fakes.py`, `tests/fake_repository.py` and
+`tests/fake_applications.py`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from chalicelib.domain.application import Application
 from chalicelib.domain.model import Dispatch, Step

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import jwt
@@ -90,7 +90,7 @@ def stack(table_name, monkeypatch):
     timer, session, clock = RecordingTimer(), CapturingSession(), FakeClock(datetime.now(timezone.utc))
     services = bootstrap.build_services(settings, timer=timer, http_session=session, clock=clock)
     sink_url = "http://127.0.0.1:8000/sandbox/callbacks"
-    make = lambda name: create_application(  # noqa: E731
+    make = lambda name: create_application(
         services.applications, services.secrets, name, sink_url, None, services.clock.now(), "test"
     )
     demo, other = make("demo"), make("other")

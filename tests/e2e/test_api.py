@@ -248,5 +248,33 @@ def test_the_sink_marks_a_forged_callback_invalid(stack):
 def _seconds_between(a: str, b: str) -> float:
     from datetime import datetime
 
-    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
     return (parse(b) - parse(a)).total_seconds()
+
+
+def test_everything_the_service_emits_matches_the_documented_schemas(stack):
+    from chalicelib.api.views import (
+        DispatchView,
+        FinalReportCallback,
+        MessageStatusCallback,
+        Problem,
+        ReceivedCallback,
+    )
+
+    dispatch_uuid = create(stack)
+    first = view(stack, dispatch_uuid)["messages"][0]
+    stack.post(
+        f"/sandbox/messages/{first['message_uuid']}/status",
+        {"status": "rejected", "error": {"code": "1300", "reason": "Not part of the provider network"}},
+    )
+    second = view(stack, dispatch_uuid)["messages"][1]
+    inject(stack, second["message_uuid"], "read")
+    DispatchView.model_validate(view(stack, dispatch_uuid))
+    listing = received(stack, dispatch_uuid)
+    assert len(listing) == 5
+    for entry in listing:
+        ReceivedCallback.model_validate(entry)
+        model = FinalReportCallback if "template" in entry["body"] else MessageStatusCallback
+        model.model_validate(entry["body"])
+    Problem.model_validate(stack.get(f"/v0.1/dispatch/{uuid.uuid4()}").json_body)
+    Problem.model_validate(stack.post("/v0.1/dispatch", {"template": "x"}).json_body)

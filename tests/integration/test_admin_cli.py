@@ -18,7 +18,7 @@ from chalicelib.api.auth import authenticate
 from chalicelib.api.errors import Unauthorized
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import dispatch_admin  # noqa: E402
+import dispatch_admin
 
 
 @pytest.fixture

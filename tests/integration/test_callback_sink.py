@@ -88,7 +88,7 @@ def test_list_passes_last_evaluated_key_and_reads_consistently():
         def query(self, **request):
             self.requests.append(dict(request))
             item = {"received_at": {"S": "t"}, "signature_valid": {"BOOL": True},
-                    "body": {"S": '{"page": %d}' % len(self.requests)}}
+                    "body": {"S": f'{{"page": {len(self.requests)}}}'}}
             more = {"LastEvaluatedKey": {"pk": {"S": "p"}}} if len(self.requests) == 1 else {}
             return {"Items": [item], **more}
 

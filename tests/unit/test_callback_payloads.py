@@ -167,10 +167,8 @@ def test_final_report_completed_by_second_step_with_summed_usage():
 
 def test_final_report_lists_only_started_steps():
     started = _step(0, Channel.VIBER, phase=Phase.SUCCEEDED, status=MessageStatus.READ)
-    cancelled = _step(1, phase=Phase.FAILED, outcome=Outcome.CANCELLED)
-    pending = _step(2, phase=Phase.PENDING)
-    dispatch = _dispatch(started, cancelled, pending, status=DispatchStatus.COMPLETED,
-                         completed_by=0)
+    pending = _step(1, phase=Phase.PENDING)
+    dispatch = _dispatch(started, pending, status=DispatchStatus.COMPLETED, completed_by=0)
 
     links = final_report_payload(dispatch, T0)["_links"]["messages"]
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from chalicelib.domain import transitions
 from chalicelib.domain.errors import DispatchNotFound
 from chalicelib.domain.model import (
     Channel,
@@ -15,7 +16,6 @@ from chalicelib.domain.model import (
     StatusEvent,
     StepSpec,
 )
-from chalicelib.domain import transitions
 from chalicelib.service.ports import ProviderError
 from tests.fakes import T0
 from tests.service_harness import Harness

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -160,6 +161,8 @@ def bad(base: Any, path: str, value: Any, names: Sequence[str] = ()) -> Any:
         pytest.param(MESSENGER, id="messenger-then-sms"),
         pytest.param(WHATSAPP, id="whatsapp-template-then-sms"),
         pytest.param(MMS, id="mms-then-sms"),
+        ok(MMS, "workflow[0].from.number", "55555"),  # a US short code
+        ok(MMS, "workflow[0].from.number", "123456"),
         pytest.param(TEN_ITEMS, id="ten-items"),
         pytest.param({"template": "failover", "workflow": [SMS_ITEM]}, id="one-item"),
         ok(VIBER, f"{FAILOVER0}.expiry_time", 15),
@@ -258,6 +261,8 @@ def test_custom_content_is_passed_on_verbatim_including_nulls() -> None:
         bad(VIBER, f"{FAILOVER0}.condition_status", DELETE),
         pytest.param(SMS_READ, {f"{FAILOVER0}.condition_status"}, id="sms-read"),
         bad(MMS, f"{FAILOVER0}.condition_status", "read"),
+        bad(MMS, "workflow[0].from.number", "5555"),  # too short for a short code
+        bad(MMS, "workflow[0].to.number", "55555"),  # short codes send; they don't receive
         # addresses: one channel per item, the field each channel takes, formats
         bad(VIBER, "workflow[1].to.type", "mms"),
         bad(
