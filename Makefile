@@ -20,8 +20,9 @@ install: $(VENV)/.installed
 run: install  ## Serve the API on http://127.0.0.1:$(PORT) with AWS emulated locally.
 	PORT=$(PORT) $(BIN)/python scripts/local_stack.py
 
-test: install  ## Lint, then run every test.
+test: install  ## Lint and type-check, then run every test.
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2
 
 openapi: install  ## Regenerate the OpenAPI component schemas from the pydantic models.
@@ -31,4 +32,4 @@ admin: install  ## Operator command, e.g. make admin ARGS="list"
 	$(BIN)/python scripts/dispatch_admin.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .hypothesis
+	rm -rf $(VENV) .local .pytest_cache .hypothesis .mypy_cache

@@ -59,6 +59,7 @@ class KeyFile:
     def commit(self, pem: str, default_path: Path) -> Path | None:
         """Move the key into place; None (and a warning) if that fails, so output still follows."""
         path = self.path or default_path
+        assert self._fd is not None, "a key file is committed or discarded only once"
         try:
             with os.fdopen(self._fd, "w", encoding="ascii") as handle:  # mkstemp gives 0600
                 self._fd = None  # the file object owns (and closes) the descriptor now

@@ -31,7 +31,7 @@ def _utc_now() -> datetime:
 class LocalTimer:
     def __init__(
         self,
-        fire: Callable[[dict], None],
+        fire: Callable[[dict], object],
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._fire = fire

@@ -10,7 +10,7 @@ from chalice import Blueprint, Response
 
 from chalicelib.api.auth import authenticate
 from chalicelib.api.body import decode_json_body
-from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors
+from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
 from chalicelib.api.presenters import dispatch_view
 from chalicelib.api.validation import parse_create_request
 from chalicelib.bootstrap import get_services
@@ -51,7 +51,7 @@ def openapi_document() -> Response:
 def _create(id_field: str) -> Response:
     request = bp.current_request
     application = _caller()
-    body = decode_json_body(request.raw_body, request.headers.get("content-type"))
+    body = decode_json_body(request_bytes(request), request.headers.get("content-type"))
     specs = parse_create_request(body)
     dispatch_uuid = get_services().dispatches.create(application, specs)
     return json_response(

@@ -71,7 +71,7 @@ def problem_response(error: ApiError, instance: str | None = None) -> Response:
     }
     if error.invalid_parameters:
         body["invalid_parameters"] = error.invalid_parameters
-    headers = {"Content-Type": PROBLEM_CONTENT_TYPE, **error.headers}
+    headers: dict[str, str | list[str]] = {"Content-Type": PROBLEM_CONTENT_TYPE, **error.headers}
     return Response(body=json.dumps(body), status_code=error.status, headers=headers)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalice import Response
+from chalice.app import Request
 
 from chalicelib.api.errors import ApiError, NotFound, internal_error_response, problem_response
 from chalicelib.domain.errors import DispatchNotFound
@@ -42,3 +43,10 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
         status_code=status,
         headers={"Content-Type": "application/json", **(headers or {})},
     )
+
+
+def request_bytes(request: Request) -> bytes:
+    """The request body as bytes. chalice types `raw_body` as `str | bytes` though it hands back
+    bytes; a str would be the body as text, so it is encoded rather than refused."""
+    raw = request.raw_body
+    return raw.encode("utf-8") if isinstance(raw, str) else raw or b""

@@ -242,8 +242,8 @@ def _check_address(address: dict[str, Any], path: str, side: int) -> list[Proble
     if value is None:
         problems.append((f"{path}.{wanted}", f"is required for the {role} on {channel.value}"))
     elif wanted == "number" and isinstance(value, str) and not _is_mms_short_code(channel, side, value):
-        reason = _number_reason(value, sender_id_allowed=channel is Channel.SMS and side == 0)
-        problems += [(f"{path}.number", reason)] if reason else []
+        number_reason = _number_reason(value, sender_id_allowed=channel is Channel.SMS and side == 0)
+        problems += [(f"{path}.number", number_reason)] if number_reason else []
     return problems
 
 
@@ -296,7 +296,7 @@ def _check_content(content: dict[str, Any], path: str, channel: Channel | None) 
         if key != kind and key in content
     ]
     text, limit = content.get("text"), TEXT_LIMITS.get(channel) if channel else None
-    if isinstance(text, str) and limit is not None and len(text) > limit:
+    if isinstance(text, str) and channel is not None and limit is not None and len(text) > limit:
         problems.append((f"{path}.text", f"must be at most {limit} characters on {channel.value}"))
     return problems
 

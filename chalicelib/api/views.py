@@ -5,7 +5,8 @@ OpenAPI document, and tests validate emitted dicts against them. `extra="forbid"
 field added in code but not here fails a test instead of drifting silently out of the document.
 
 Fields typed `X | None` without a default are always present and may be null; fields with a
-`None` default but no `| None` are optional and never null when present.
+`None` default but no `| None` are optional and never null when present (the `# type: ignore` they
+carry is mypy objecting to that `None` default).
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ class Problem(ViewModel):
     title: str
     detail: str
     instance: str = Field(description="Trace id to quote when reporting the problem.")
-    invalid_parameters: list[InvalidParameter] = Field(default=None)
+    invalid_parameters: list[InvalidParameter] = Field(default=None)  # type: ignore[arg-type]
 
 
 class HistoryEntry(ViewModel):
@@ -146,8 +147,8 @@ class MessageStatusCallback(ViewModel):
     sender: Address = Field(alias="from")
     timestamp: str = _time()
     status: MessageStatus
-    error: ErrorInfo = Field(default=None)
-    usage: Usage = Field(default=None)
+    error: ErrorInfo = Field(default=None)  # type: ignore[assignment]
+    usage: Usage = Field(default=None)  # type: ignore[assignment]
     links: MessageStatusLinks = Field(alias="_links")
 
 
@@ -156,7 +157,7 @@ class ReportedMessage(ViewModel):
     href: str = Field(pattern=DISPATCH_HREF_PATTERN)
     channel: Channel
     status: MessageStatus | None
-    usage: Usage = Field(default=None)
+    usage: Usage = Field(default=None)  # type: ignore[assignment]
 
 
 class FinalReportLinks(ViewModel):
@@ -170,7 +171,9 @@ class FinalReportCallback(ViewModel):
     template: Literal["failover"]
     status: Literal["completed", "error"]
     timestamp: str = _time()
-    usage: Usage = Field(default=None, description="Total of the messages' known prices.")
+    usage: Usage = Field(  # type: ignore[assignment]
+        default=None, description="Total of the messages' known prices."
+    )
     completed_by: str | None = Field(description="message_uuid of the message that succeeded.")
     links: FinalReportLinks = Field(alias="_links")
 

@@ -176,11 +176,10 @@ def set_urls(
 ) -> Application:
     """Change the status and/or inbound URL; `KEEP` leaves one as it is, None clears it."""
     application = _load(apps, application_id)
-    changes: dict[str, str | None] = {}
+    updated = application
     if status_url is not KEEP:
-        changes["status_url"] = validate_url(status_url, "status_url")
+        updated = dataclasses.replace(updated, status_url=validate_url(status_url, "status_url"))
     if inbound_url is not KEEP:
-        changes["inbound_url"] = validate_url(inbound_url, "inbound_url")
-    updated = dataclasses.replace(application, **changes)
+        updated = dataclasses.replace(updated, inbound_url=validate_url(inbound_url, "inbound_url"))
     apps.update(updated)
     return updated
