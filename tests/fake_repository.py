@@ -2,7 +2,7 @@
 
 The contract test in `tests/integration/test_dispatch_repository.py` runs against both, so
 service tests can rely on this fake behaving like the real table: version checks, DispatchExists,
-ConcurrentUpdate, and message refs written all-or-nothing with the dispatch.
+ConcurrentUpdate, and message refs written before the dispatch (they stay if its save fails).
 
 Service tests can also stage a lost race: `fail_next_save_with_conflict()` makes the next `save`
 behave as if another writer saved first, and `concurrent_update()` is that other writer.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from chalicelib.adapters.dynamodb_dispatches import MAX_MESSAGE_REFS
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists
 from chalicelib.domain.model import Dispatch
 from chalicelib.service.ports import MessageRef
@@ -41,15 +40,15 @@ class InMemoryDispatchRepository:
         return stored
 
     def save(self, dispatch: Dispatch, message_refs: Sequence[MessageRef] = ()) -> Dispatch:
+        # As in DynamoDB: the refs are checked, then written, then the dispatch's version.
+        self._refs.update(self._checked_refs(dispatch.dispatch_uuid, message_refs))
         if self._pending_conflict:
             self.concurrent_update(dispatch.dispatch_uuid, self._pending_conflict.pop())
         current = self._dispatches.get(dispatch.dispatch_uuid)
         if current is None or current.version != dispatch.version:
             raise ConcurrentUpdate("the dispatch was changed since it was read")
-        refs = self._checked_refs(dispatch.dispatch_uuid, message_refs)
         stored = dataclasses.replace(dispatch, version=dispatch.version + 1)
         self._dispatches[dispatch.dispatch_uuid] = stored
-        self._refs.update(refs)
         self.saves += 1
         return stored
 
@@ -85,6 +84,4 @@ class InMemoryDispatchRepository:
             existing = self._refs.get(ref_key)
             if existing is not None and existing.dispatch_uuid != dispatch_uuid:
                 raise ValueError("a provider message id is already recorded for another dispatch")
-        if len(checked) > MAX_MESSAGE_REFS:
-            raise ValueError(f"at most {MAX_MESSAGE_REFS} message refs per save")
         return checked

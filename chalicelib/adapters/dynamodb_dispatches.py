@@ -1,18 +1,22 @@
 """DynamoDB implementation of the DispatchRepository port.
 
 One item per dispatch (`DSP#<uuid>` / `DSP`, layout in `dispatch_codec`) guarded by an optimistic
-`version`, and one message index item per provider message id (`MSG#<provider>#<id>` / `MSG`),
-written in the same transaction that records the send so a status webhook can find its dispatch
-with a strongly consistent GetItem.
+`version`, and one message index item per provider message id (`MSG#<provider>#<id>` / `MSG`)
+so a status webhook can find its dispatch with a strongly consistent GetItem.
 
-Every operation is exactly one DynamoDB call: `get` and `find_message` one GetItem, `add` one
-PutItem, `save` one PutItem (no message refs) or one TransactWriteItems (with message refs).
-Both kinds of item carry `expires_at` (epoch seconds, creation + retention) for TTL cleanup.
+A message index item is written just before the dispatch that records its send, not in one
+transaction with it: a status webhook can then never arrive before its index item, and an index
+item left behind by a save that lost a race only points at a step, whose later statuses are
+recorded as they come. Plain writes also cost half the write units of transactional ones (and
+moto's transactions copy the whole table, which would slow the local stack down as it fills).
+
+Calls: `get` and `find_message` one GetItem, `add` one PutItem, `save` one PutItem plus one per
+message ref. Both kinds of item carry `expires_at` (creation + retention, epoch seconds) for TTL.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,8 +30,6 @@ from chalicelib.service.ports import MessageRef
 
 MESSAGE_PREFIX = "MSG#"
 MESSAGE_SK = "MSG"
-#: TransactWriteItems takes at most 100 actions; one is the dispatch itself.
-MAX_MESSAGE_REFS = 99
 
 _VERSION_MATCHES = {
     "ConditionExpression": "#v = :expected",
@@ -35,6 +37,7 @@ _VERSION_MATCHES = {
 }
 #: A retried save of the same ref must succeed; a ref owned by another dispatch must not move.
 _REF_FREE_OR_OURS = "attribute_not_exists(pk) OR dispatch_uuid = :d"
+
 
 
 def message_key(provider: str, provider_message_id: str) -> dict[str, dict[str, str]]:
@@ -68,50 +71,45 @@ class DynamoDispatchRepository:
         if dispatch.version != 0:
             raise ValueError(f"add() takes version 0, not version {dispatch.version}")
         stored = dataclasses.replace(dispatch, version=1)
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=self._dispatch_item(stored),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                raise DispatchExists(dispatch.dispatch_uuid) from exc
-            error = _translated(exc)
-            if error is None:
-                raise
-            raise error from exc
+        put = {
+            "TableName": self._table,
+            "Item": self._dispatch_item(stored),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        self._write(put, on_condition=lambda: DispatchExists(dispatch.dispatch_uuid))
         return stored
 
     def save(self, dispatch: Dispatch, message_refs: Sequence[MessageRef] = ()) -> Dispatch:
         """Replace the stored dispatch if its version is still `dispatch.version`.
 
-        Returns the dispatch at version + 1. One PutItem, or one TransactWriteItems that also
-        writes the message index items when `message_refs` is not empty (all or nothing).
+        Returns the dispatch at version + 1. The message index items go first, one PutItem each,
+        so they stay even when the dispatch's own PutItem then loses to a concurrent writer.
         Raises `ConcurrentUpdate` when the stored version moved on (or the dispatch is absent),
-        `ValueError` when a ref belongs to another dispatch or the item is too large.
+        `ValueError` when a ref belongs to another dispatch (nothing is written) or the item is
+        too large.
         """
         stored = dataclasses.replace(dispatch, version=dispatch.version + 1)
-        refs = _unique_refs(dispatch.dispatch_uuid, message_refs)
+        for ref in _unique_refs(dispatch.dispatch_uuid, message_refs):
+            self._write(self._ref_put(stored, ref), on_condition=_ref_taken)
         put = {
             "TableName": self._table,
             "Item": self._dispatch_item(stored),
             **_VERSION_MATCHES,
             "ExpressionAttributeValues": {":expected": {"N": str(dispatch.version)}},
         }
-        try:
-            if refs:
-                self._client.transact_write_items(
-                    TransactItems=[{"Put": put}] + [{"Put": self._ref_put(stored, r)} for r in refs]
-                )
-            else:
-                self._client.put_item(**put)
-        except ClientError as exc:
-            error = _translated(exc)
-            if error is None:
-                raise
-            raise error from exc
+        self._write(put, on_condition=_version_moved)
         return stored
+
+    def _write(self, put: dict[str, Any], on_condition: Callable[[], Exception]) -> None:
+        """One conditional PutItem; a failed condition raises what `on_condition` builds."""
+        try:
+            self._client.put_item(**put)
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise on_condition() from exc
+            if _error_code(exc) == "ValidationException" and "item size" in _message(exc).lower():
+                raise _too_large() from exc
+            raise
 
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
         """Strongly consistent lookup of a message index item. One GetItem."""
@@ -154,7 +152,7 @@ class DynamoDispatchRepository:
 
 
 def _unique_refs(dispatch_uuid: str, refs: Sequence[MessageRef]) -> list[MessageRef]:
-    """Refs without repeats (a transaction may not touch one item twice), checked for sanity."""
+    """Refs without repeats, all checked before anything is written."""
     unique: dict[tuple[str, str], MessageRef] = {}
     for ref in refs:
         if ref.dispatch_uuid != dispatch_uuid:
@@ -162,8 +160,6 @@ def _unique_refs(dispatch_uuid: str, refs: Sequence[MessageRef]) -> list[Message
         seen = unique.setdefault((ref.provider, ref.provider_message_id), ref)
         if seen != ref:
             raise ValueError("one provider message id given twice with different steps")
-    if len(unique) > MAX_MESSAGE_REFS:
-        raise ValueError(f"at most {MAX_MESSAGE_REFS} message refs per save")
     return list(unique.values())
 
 
@@ -171,29 +167,16 @@ def _error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def _translated(exc: ClientError) -> Exception | None:
-    """The error to raise instead of a failed write's ClientError; None to let it through."""
-    code = _error_code(exc)
-    message = exc.response.get("Error", {}).get("Message", "")
-    if code == "ConditionalCheckFailedException":
-        return ConcurrentUpdate("the dispatch was changed since it was read")
-    if code == "ValidationException" and "item size" in message.lower():
-        return _too_large()
-    if code != "TransactionCanceledException":
-        return None
-    reasons = exc.response.get("CancellationReasons") or []
-    codes = [r.get("Code") for r in reasons]
-    # Reason 0 is the dispatch Put; the rest are message refs, in order.
-    if codes[:1] == ["ConditionalCheckFailed"]:
-        return ConcurrentUpdate("the dispatch was changed since it was read")
-    if any(
-        r.get("Code") == "ValidationError" and "size" in (r.get("Message") or "").lower()
-        for r in reasons
-    ):
-        return _too_large()
-    if "ConditionalCheckFailed" in codes[1:]:
-        return ValueError("a provider message id is already recorded for another dispatch")
-    return None
+def _message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+def _version_moved() -> ConcurrentUpdate:
+    return ConcurrentUpdate("the dispatch was changed since it was read")
+
+
+def _ref_taken() -> ValueError:
+    return ValueError("a provider message id is already recorded for another dispatch")
 
 
 def _too_large() -> ValueError:

@@ -207,7 +207,13 @@ def _accepted(
         history=step.history + (record,),
     )
     dispatch = replace(_with_step(dispatch, step, now), due_at=deadline)
-    return Decision(dispatch, (ScheduleCheck(step.index, deadline), NotifyStatus(step.index, record)))
+    actions: list[Action] = [NotifyStatus(step.index, record)]
+    if step.status is not MessageStatus.SUBMITTED:
+        # The provider's webhook beat its own answer to the send: act on what it reported.
+        dispatch = _react(dispatch, step, now, policy, actions)
+    if dispatch.steps[step.index].phase is Phase.WAITING:
+        actions.insert(0, ScheduleCheck(step.index, deadline))
+    return Decision(dispatch, tuple(actions))
 
 
 def _send_failed(

@@ -106,6 +106,28 @@ def test_accepted_send_waits_for_the_condition_until_the_deadline():
     assert isinstance(decision.actions[1], NotifyStatus) and decision.actions[1].record.status is S.SUBMITTED
 
 
+@pytest.mark.parametrize(
+    "condition, early, completes, fails_over",
+    [
+        (Condition.DELIVERED, S.DELIVERED, True, False),
+        (Condition.READ, S.DELIVERED, False, False),
+        (Condition.READ, S.REJECTED, False, True),
+    ],
+)
+def test_a_status_that_arrives_before_the_send_is_recorded_counts(condition, early, completes, fails_over):
+    d = t.start(UUID, "app", [spec(condition=condition), sms_last()], T0, POLICY).dispatch
+    d = status(d, 0, early, T0).dispatch  # the webhook came first
+    assert d.steps[0].phase is Phase.SENDING and d.steps[0].status is early
+    decision = t.on_send_result(d, 0, SendAccepted("fake", "p-0"), T0, POLICY)
+    d = decision.dispatch
+    assert [r.status for r in d.steps[0].history] == [early, S.SUBMITTED]
+    assert d.steps[0].status is early
+    assert (d.status is DispatchStatus.COMPLETED) is completes
+    assert (d.current == 1 and SendMessage(1) in decision.actions) is fails_over
+    waiting = not completes and not fails_over
+    assert (decision.actions[0] == ScheduleCheck(0, T0 + timedelta(seconds=600))) is waiting
+
+
 def test_a_repeated_send_result_is_a_no_op():
     d = started()
     assert not t.on_send_result(d, 0, SendAccepted("fake", "p-0"), T0, POLICY).changed
