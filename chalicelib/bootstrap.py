@@ -5,6 +5,7 @@ client exists and a Lambda cold start pays only for what the invocation needs.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -59,6 +60,7 @@ def build_services(
     import boto3
     import requests
 
+    from chalicelib.adapters.application_cache import CachedApplications
     from chalicelib.adapters.callback_sender import HttpCallbackSender
     from chalicelib.adapters.clock import SystemClock
     from chalicelib.adapters.dynamodb_applications import DynamoApplicationRepository
@@ -72,7 +74,7 @@ def build_services(
     timer = timer or build_timer(settings)
     dispatches = DispatchService(
         repository=DynamoDispatchRepository(dynamodb, settings.table_name, settings.retention_days),
-        applications=applications,
+        applications=CachedApplications(applications),
         providers=build_providers(settings),
         timer=timer,
         callbacks=HttpCallbackSender(
@@ -91,7 +93,7 @@ def build_services(
         secrets=secrets,
         clock=clock,
         timer=timer,
-        sink=build_sink(settings, dynamodb),
+        sink=build_sink(settings),
     )
 
 
@@ -114,21 +116,38 @@ def build_timer(settings: Settings) -> Timer:
     return local_timer()
 
 
+#: Checks due at the same moment run side by side, as concurrent Lambda invocations would;
+#: one slow check (a slow callback receiver, say) must not make every later one late.
+LOCAL_CHECK_WORKERS = 16
+
+
 def local_timer() -> Any:
-    """The process-wide local timer; its thread fires checks through the Lambda's own handler."""
+    """The process-wide local timer; it fires checks through the Lambda's own handler."""
     global _local_timer
     if _local_timer is None:
-        from chalicelib.adapters.local_timer import LocalTimer
-        from chalicelib.api.checks import run_check
+        from concurrent.futures import ThreadPoolExecutor
 
-        _local_timer = LocalTimer(run_check)
+        from chalicelib.adapters.local_timer import LocalTimer
+
+        pool = ThreadPoolExecutor(LOCAL_CHECK_WORKERS, thread_name_prefix="failover-check")
+        _local_timer = LocalTimer(lambda event: pool.submit(_run_check_logged, event))
         _local_timer.start()
     return _local_timer
 
 
-def build_sink(settings: Settings, dynamodb: Any) -> Any:
+def _run_check_logged(event: dict) -> None:
+    from chalicelib.api.checks import run_check
+
+    try:
+        run_check(event)
+    except Exception:  # a pool would swallow it silently
+        logging.getLogger(__name__).exception("failover check failed", extra=dict(event))
+
+
+def build_sink(settings: Settings) -> Any:
+    """The local callback sink, in memory: it exists only in the single-process local stack."""
     if not settings.sandbox_routes:
         return None
-    from chalicelib.adapters.dynamodb_sink import DynamoCallbackSink
+    from chalicelib.adapters.memory_sink import InMemoryCallbackSink
 
-    return DynamoCallbackSink(dynamodb, settings.table_name)
+    return InMemoryCallbackSink()

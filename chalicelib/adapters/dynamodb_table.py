@@ -5,7 +5,6 @@ Items (all keys are strings):
     KEY#<api_key> / KEY                 api key index (Basic auth)
     DSP#<dispatch_uuid> / DSP           dispatch aggregate
     MSG#<provider>#<message_id> / MSG   message index (webhook correlation, strongly consistent)
-    SINK#<dispatch_uuid> / <time>#<id>  local callback sink (local stage only)
 """
 from __future__ import annotations
 

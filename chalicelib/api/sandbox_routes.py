@@ -9,15 +9,15 @@ from chalice import Blueprint, Response
 from pydantic import ValidationError
 
 from chalicelib.adapters.callback_signing import verify
-from chalicelib.adapters.dynamodb_sink import dispatch_uuid_of
 from chalicelib.api.auth import authenticate
 from chalicelib.api.body import decode_json_body
 from chalicelib.api.errors import NotFound, RequestInvalid
-from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors
+from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
 from chalicelib.api.schemas import SandboxStatusRequest
 from chalicelib.bootstrap import Services, get_services
 from chalicelib.domain.application import Application
 from chalicelib.domain.model import MessageStatus, StatusEvent
+from chalicelib.service.callback_payloads import dispatch_uuid_of
 
 bp = Blueprint(__name__)
 
@@ -28,7 +28,7 @@ def inject_status(message_uuid: str) -> Response:
     services = _sandbox()
     application = _caller(services)
     request = bp.current_request
-    given = _parse_status(decode_json_body(request.raw_body, request.headers.get("content-type")))
+    given = _parse_status(decode_json_body(request_bytes(request), request.headers.get("content-type")))
     event = StatusEvent(
         status=MessageStatus(given.status),
         error_code=given.error.code if given.error else None,
@@ -44,7 +44,7 @@ def inject_status(message_uuid: str) -> Response:
 def receive_callback() -> Response:
     services = _sandbox()
     request = bp.current_request
-    raw = request.raw_body or b""
+    raw = request_bytes(request)
     body = decode_json_body(raw, request.headers.get("content-type"))
     valid = _signature_valid(services, request.headers.get("authorization"), raw)
     uuid = dispatch_uuid_of(body) if isinstance(body, dict) else None
@@ -57,7 +57,8 @@ def receive_callback() -> Response:
 def list_callbacks() -> Response:
     services = _sandbox()
     application = _caller(services)
-    dispatch_uuid = (bp.current_request.query_params or {}).get("dispatch_uuid")
+    params = bp.current_request.query_params
+    dispatch_uuid = params.get("dispatch_uuid") if params else None
     if not dispatch_uuid:
         raise RequestInvalid(
             "Name the dispatch whose callbacks to list.",

@@ -29,7 +29,7 @@ from chalicelib.domain.errors import ConcurrentUpdate, DispatchNotFound
 from chalicelib.domain.model import Channel, Dispatch, Policy, StatusEvent, StepSpec
 from chalicelib.service import callback_payloads as payloads
 from chalicelib.service.ports import (
-    ApplicationRepository,
+    ApplicationLookup,
     CallbackSender,
     ChannelProvider,
     Clock,
@@ -60,7 +60,7 @@ class DispatchService:
     def __init__(
         self,
         repository: DispatchRepository,
-        applications: ApplicationRepository,
+        applications: ApplicationLookup,
         providers: Mapping[Channel, ChannelProvider],
         timer: Timer,
         callbacks: CallbackSender,
@@ -220,7 +220,9 @@ class DispatchService:
             logger.exception("timer call failed", extra=_log_fields(dispatch))
 
     def _deliver(self, outbox: _Outbox, application: Application | None = None) -> None:
-        known = {application.application_id: application} if application else {}
+        known: dict[str, Application | None] = (
+            {application.application_id: application} if application else {}
+        )
         for application_id, payload in outbox.items:
             if application_id not in known:
                 known[application_id] = self._apps.get(application_id)

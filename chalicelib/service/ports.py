@@ -46,6 +46,10 @@ class DispatchRepository(Protocol):
         """Strongly consistent lookup of a message index item."""
 
 
+class ApplicationLookup(Protocol):
+    def get(self, application_id: str) -> Application | None: ...
+
+
 class ApplicationRepository(Protocol):
     def get(self, application_id: str) -> Application | None: ...
 
