@@ -24,7 +24,6 @@ class Services:
     applications: ApplicationRepository
     secrets: SecretStore
     clock: Clock
-    timer: Timer
     #: The local callback sink; None outside the local stage.
     sink: Any = None
 
@@ -92,7 +91,6 @@ def build_services(
         applications=applications,
         secrets=secrets,
         clock=clock,
-        timer=timer,
         sink=build_sink(settings),
     )
 

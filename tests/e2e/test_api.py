@@ -278,3 +278,21 @@ def test_everything_the_service_emits_matches_the_documented_schemas(stack):
         model.model_validate(entry["body"])
     Problem.model_validate(stack.get(f"/v0.1/dispatch/{uuid.uuid4()}").json_body)
     Problem.model_validate(stack.post("/v0.1/dispatch", {"template": "x"}).json_body)
+
+
+def test_logs_never_carry_message_text_or_secrets(stack, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    body = with_expiry(MESSENGER_TO_SMS, 15)
+    body["workflow"][0]["message"]["content"]["text"] = "Your one-time code is 771-204"
+    dispatch_uuid = create(stack, body, stack.bearer())
+    first = view(stack, dispatch_uuid)["messages"][0]
+    inject(stack, first["message_uuid"], "rejected")
+    stack.deliver_callbacks()
+    stack.post("/v0.1/dispatch", {"template": "failover"}, {**stack.basic(), "Authorization": "Basic eDp5"})
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert dispatch_uuid in logged  # the logs do say what happened to the dispatch
+    for secret in ("771-204", stack.demo.api_secret, stack.demo.signature_secret, "BEGIN PRIVATE KEY"):
+        assert secret not in logged
+    assert "Bearer ey" not in logged
