@@ -195,6 +195,8 @@ def _accepted(
 ) -> Decision:
     seconds = step.spec.expiry_time or policy.last_step_report_seconds
     deadline = now + timedelta(seconds=seconds)
+    # A webhook may beat the provider's own answer to the send; what it reported stands.
+    early = step.status
     record = StatusRecord(MessageStatus.SUBMITTED, now)
     step = replace(
         step,
@@ -203,13 +205,13 @@ def _accepted(
         provider_message_id=result.provider_message_id,
         sent_at=now,
         deadline=deadline,
-        status=_merged_status(step.status, MessageStatus.SUBMITTED),
-        history=step.history + (record,),
+        status=_merged_status(early, MessageStatus.SUBMITTED),
+        history=step.history + (() if early is MessageStatus.SUBMITTED else (record,)),
     )
     dispatch = replace(_with_step(dispatch, step, now), due_at=deadline)
-    actions: list[Action] = [NotifyStatus(step.index, record)]
-    if step.status is not MessageStatus.SUBMITTED:
-        # The provider's webhook beat its own answer to the send: act on what it reported.
+    # The application hears `submitted` only if nothing was reported first: never backwards.
+    actions: list[Action] = [NotifyStatus(step.index, record)] if early is None else []
+    if early not in (None, MessageStatus.SUBMITTED):
         dispatch = _react(dispatch, step, now, policy, actions)
     if dispatch.steps[step.index].phase is Phase.WAITING:
         actions.insert(0, ScheduleCheck(step.index, deadline))

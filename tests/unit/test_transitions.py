@@ -122,10 +122,20 @@ def test_a_status_that_arrives_before_the_send_is_recorded_counts(condition, ear
     d = decision.dispatch
     assert [r.status for r in d.steps[0].history] == [early, S.SUBMITTED]
     assert d.steps[0].status is early
+    assert not any(isinstance(a, NotifyStatus) and a.step_index == 0 for a in decision.actions)
     assert (d.status is DispatchStatus.COMPLETED) is completes
     assert (d.current == 1 and SendMessage(1) in decision.actions) is fails_over
     waiting = not completes and not fails_over
     assert (decision.actions[0] == ScheduleCheck(0, T0 + timedelta(seconds=600))) is waiting
+
+
+def test_an_early_submitted_webhook_is_recorded_and_told_once():
+    d = t.start(UUID, "app", [spec(), sms_last()], T0, POLICY).dispatch
+    first = status(d, 0, S.SUBMITTED, T0)
+    assert [type(a) for a in first.actions] == [NotifyStatus]
+    decision = t.on_send_result(first.dispatch, 0, SendAccepted("fake", "p-0"), T0, POLICY)
+    assert [r.status for r in decision.dispatch.steps[0].history] == [S.SUBMITTED]
+    assert decision.actions == (ScheduleCheck(0, T0 + timedelta(seconds=600)),)
 
 
 def test_a_repeated_send_result_is_a_no_op():
