@@ -14,7 +14,13 @@ from typing import Any
 
 from chalicelib.config import Settings, load_settings
 from chalicelib.service.dispatches import DispatchService
-from chalicelib.service.ports import ApplicationRepository, Clock, SecretStore, Timer
+from chalicelib.service.ports import (
+    ApplicationRepository,
+    CallbackSender,
+    Clock,
+    SecretStore,
+    Timer,
+)
 
 
 @dataclass
@@ -76,11 +82,14 @@ def build_services(
         applications=CachedApplications(applications),
         providers=build_providers(settings),
         timer=timer,
-        callbacks=HttpCallbackSender(
-            http_session or requests.Session(),
-            secrets,
-            clock.now,
-            timeout=(3.05, settings.callback_timeout_seconds),
+        callbacks=build_callbacks(
+            settings,
+            HttpCallbackSender(
+                http_session or requests.Session(),
+                secrets,
+                clock.now,
+                timeout=(3.05, settings.callback_timeout_seconds),
+            ),
         ),
         clock=clock,
         policy=settings.policy,
@@ -93,6 +102,14 @@ def build_services(
         clock=clock,
         sink=build_sink(settings),
     )
+
+
+def build_callbacks(settings: Settings, sender: CallbackSender) -> CallbackSender:
+    if settings.callback_delivery == "background":
+        from chalicelib.adapters.background_callbacks import BackgroundCallbackSender
+
+        return BackgroundCallbackSender(sender)
+    return sender
 
 
 def build_providers(settings: Settings) -> dict:
@@ -133,13 +150,33 @@ def local_timer() -> Any:
     return _local_timer
 
 
+#: Waits before trying a failed check again; a check is idempotent, so retrying is safe.
+LOCAL_CHECK_RETRY_SECONDS = (2, 10, 60)
+_check_failures: dict[tuple[str, int], int] = {}
+
+
 def _run_check_logged(event: dict) -> None:
+    """Run one check; if it fails, try again later, as Lambda retries a failed async invoke."""
+    from datetime import timedelta
+
     from chalicelib.api.checks import run_check
 
+    key = (str(event.get("dispatch_uuid")), int(event.get("step_index", 0)))
     try:
         run_check(event)
+        _check_failures.pop(key, None)
+        return
     except Exception:  # a pool would swallow it silently
-        logging.getLogger(__name__).exception("failover check failed", extra=dict(event))
+        failures = _check_failures.get(key, 0)
+        logging.getLogger(__name__).exception(
+            "failover check failed", extra={**event, "failures": failures + 1}
+        )
+    if failures >= len(LOCAL_CHECK_RETRY_SECONDS):
+        _check_failures.pop(key, None)
+        return
+    _check_failures[key] = failures + 1
+    retry_at = get_services().clock.now() + timedelta(seconds=LOCAL_CHECK_RETRY_SECONDS[failures])
+    local_timer().schedule(key[0], key[1], retry_at)
 
 
 def build_sink(settings: Settings) -> Any:

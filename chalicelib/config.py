@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from chalicelib.domain.model import Channel, Policy
 
 TIMER_BACKENDS = ("local",)
+CALLBACK_DELIVERIES = ("inline", "background")
 
 
 class ConfigError(ValueError):
@@ -31,6 +32,9 @@ class Settings:
     sandbox_routes: bool = False
     policy: Policy = Policy()
     callback_timeout_seconds: float = 5.0
+    #: `background` hands callbacks to a worker thread (the local stack); `inline` sends them
+    #: before the input returns.
+    callback_delivery: str = "inline"
     retention_days: int = 90
 
 
@@ -41,6 +45,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     timer = environ.get("DISPATCH_TIMER_BACKEND", "local")
     if timer not in TIMER_BACKENDS:
         raise ConfigError(f"DISPATCH_TIMER_BACKEND must be one of {TIMER_BACKENDS}, not {timer!r}")
+    delivery = environ.get("DISPATCH_CALLBACK_DELIVERY", "inline")
+    if delivery not in CALLBACK_DELIVERIES:
+        raise ConfigError(
+            f"DISPATCH_CALLBACK_DELIVERY must be one of {CALLBACK_DELIVERIES}, not {delivery!r}"
+        )
     return Settings(
         table_name=table,
         stage=environ.get("DISPATCH_STAGE", "local"),
@@ -55,6 +64,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             last_step_report_seconds=_int(environ, "DISPATCH_LAST_MESSAGE_REPORT_SECONDS", 86_400, 15),
         ),
         callback_timeout_seconds=float(environ.get("DISPATCH_CALLBACK_TIMEOUT_SECONDS", "5")),
+        callback_delivery=delivery,
         retention_days=_int(environ, "DISPATCH_RETENTION_DAYS", 90, 1),
     )
 

@@ -151,8 +151,7 @@ def _prepare(port: int, aws_endpoint_url: str) -> dict:
     )
     STATE_DIR.mkdir(exist_ok=True)
     key_path = STATE_DIR / "demo-app.key"
-    key_path.write_text(creds.private_key_pem)
-    key_path.chmod(0o600)
+    _write_private(key_path, creds.private_key_pem)
     demo = {
         "application_id": creds.application_id,
         "api_key": creds.api_key,
@@ -165,10 +164,16 @@ def _prepare(port: int, aws_endpoint_url: str) -> dict:
         "aws_region": os.environ["AWS_DEFAULT_REGION"],
         "table": services.settings.table_name,
     }
-    demo_path = STATE_DIR / "demo-app.json"
-    demo_path.write_text(json.dumps(demo, indent=2) + "\n")
-    demo_path.chmod(0o600)
+    _write_private(STATE_DIR / "demo-app.json", json.dumps(demo, indent=2) + "\n")
     return demo
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, from the first byte (no chmod afterwards)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
 
 
 def _print_banner(port: int, demo: dict) -> None:

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters import dispatch_codec
 from chalicelib.adapters.dynamodb_table import TTL_ATTRIBUTE, key
-from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists
+from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists, DispatchTooLarge
 from chalicelib.domain.model import Dispatch
 from chalicelib.service.ports import MessageRef
 
@@ -179,5 +179,5 @@ def _ref_taken() -> ValueError:
     return ValueError("a provider message id is already recorded for another dispatch")
 
 
-def _too_large() -> ValueError:
-    return ValueError("the dispatch item exceeds DynamoDB's 400 KB item size limit")
+def _too_large() -> DispatchTooLarge:
+    return DispatchTooLarge("the dispatch item exceeds DynamoDB's 400 KB item size limit")

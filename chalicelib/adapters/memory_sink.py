@@ -17,11 +17,16 @@ from chalicelib.service.callback_payloads import iso
 UNKNOWN_DISPATCH = "unknown"
 #: Dispatches whose callbacks are kept; the ones heard from least recently go first.
 MAX_DISPATCHES = 10_000
+#: Callbacks kept per dispatch; the oldest go first.
+MAX_PER_DISPATCH = 1_000
 
 
 class InMemoryCallbackSink:
-    def __init__(self, max_dispatches: int = MAX_DISPATCHES) -> None:
+    def __init__(
+        self, max_dispatches: int = MAX_DISPATCHES, max_per_dispatch: int = MAX_PER_DISPATCH
+    ) -> None:
         self._max = max_dispatches
+        self._max_per_dispatch = max_per_dispatch
         self._lock = threading.Lock()
         self._by_dispatch: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
@@ -36,7 +41,9 @@ class InMemoryCallbackSink:
         record = {"received_at": iso(received_at), "signature_valid": signature_valid, "body": body}
         key = dispatch_uuid or UNKNOWN_DISPATCH
         with self._lock:
-            self._by_dispatch.setdefault(key, []).append(record)
+            records = self._by_dispatch.setdefault(key, [])
+            records.append(record)
+            del records[: -self._max_per_dispatch]
             self._by_dispatch.move_to_end(key)
             while len(self._by_dispatch) > self._max:
                 self._by_dispatch.popitem(last=False)

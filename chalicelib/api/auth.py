@@ -22,6 +22,8 @@ from chalicelib.service.ports import ApplicationRepository
 JWT_ALGORITHM = "RS256"
 REQUIRED_CLAIMS = ("iat", "jti", "application_id")
 CLOCK_LEEWAY = timedelta(seconds=30)
+#: Longer than any key or id we issue; refused before a lookup (DynamoDB keys are bounded).
+MAX_IDENTIFIER_LENGTH = 200
 MAX_TOKEN_AGE = timedelta(hours=24)
 
 MISSING = "Missing Authorization header: send Basic or Bearer (JWT) credentials."
@@ -65,6 +67,8 @@ def _basic(credentials: str, apps: ApplicationRepository) -> Application:
     api_key, colon, api_secret = decoded.partition(":")
     if not colon or not api_key or not api_secret:
         raise Unauthorized(MALFORMED_BASIC)
+    if len(api_key) > MAX_IDENTIFIER_LENGTH:
+        raise Unauthorized(BAD_BASIC)
     application = apps.get_by_api_key(api_key)
     stored_hash = application.api_secret_hash if application else _DUMMY_SECRET_HASH
     # Compare first, whatever the lookup found, so an unknown key costs the same as a bad secret.
@@ -79,6 +83,8 @@ def _bearer(token: str, apps: ApplicationRepository, now: datetime) -> Applicati
     application_id = claims.get("application_id")
     if not isinstance(application_id, str) or not application_id:
         raise Unauthorized(MISSING_CLAIMS)
+    if len(application_id) > MAX_IDENTIFIER_LENGTH:
+        raise Unauthorized(BAD_TOKEN)
     application = apps.get(application_id)
     if application is None:
         raise Unauthorized(BAD_TOKEN)

@@ -10,8 +10,14 @@ from typing import Any
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib.api.errors import ApiError, NotFound, internal_error_response, problem_response
-from chalicelib.domain.errors import DispatchNotFound
+from chalicelib.api.errors import (
+    ApiError,
+    NotFound,
+    PayloadTooLarge,
+    internal_error_response,
+    problem_response,
+)
+from chalicelib.domain.errors import DispatchNotFound, DispatchTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +37,10 @@ def problem_errors(view: Callable[..., Response]) -> Callable[..., Response]:
             return problem_response(error)
         except DispatchNotFound:
             return problem_response(NotFound("No dispatch with this id exists for your application."))
+        except DispatchTooLarge:
+            return problem_response(
+                PayloadTooLarge("The dispatch is too large to store: shorten its messages.")
+            )
         except Exception:
             return internal_error_response()
 

@@ -46,8 +46,12 @@ def receive_callback() -> Response:
     request = bp.current_request
     raw = request_bytes(request)
     body = decode_json_body(raw, request.headers.get("content-type"))
-    valid = _signature_valid(services, request.headers.get("authorization"), raw)
     uuid = dispatch_uuid_of(body) if isinstance(body, dict) else None
+    owner = services.dispatches.owner_of(uuid) if uuid else None
+    if owner is None:
+        # Nobody could ever list it: a callback about no known dispatch is dropped.
+        return Response(body="", status_code=204)
+    valid = _signature_valid(services, request.headers.get("authorization"), raw, owner)
     services.sink.store(uuid, services.clock.now(), valid, body)
     return Response(body="", status_code=204)
 
@@ -91,15 +95,18 @@ def _parse_status(body: object) -> SandboxStatusRequest:
         raise RequestInvalid("Your request parameters did not validate.", invalid) from None
 
 
-def _signature_valid(services: Services, authorization: str | None, raw: bytes) -> bool:
-    """Check the callback with its own application's secret, as a receiving application would."""
-    token = (authorization or "").removeprefix("Bearer ").strip()
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-        application = services.applications.get(str(claims.get("application_id", "")))
-        if application is None:
-            return False
-        secret = services.secrets.get(application.signature_secret_ref)
-    except (jwt.PyJWTError, KeyError):
+def _signature_valid(services: Services, authorization: str | None, raw: bytes, owner: str) -> bool:
+    """Check the callback as its dispatch's owner would: with the owner's secret, and only if
+    the token says it is for the owner (another application's valid token proves nothing)."""
+    application = services.applications.get(owner)
+    if application is None:
         return False
-    return verify(authorization, raw, secret, services.clock.now())
+    try:
+        secret = services.secrets.get(application.signature_secret_ref)
+    except KeyError:
+        return False
+    if not verify(authorization, raw, secret, services.clock.now()):
+        return False
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    claims = jwt.decode(token, options={"verify_signature": False})  # verified just above
+    return bool(claims.get("application_id") == owner)

@@ -40,6 +40,8 @@ def _refuse_strings_and_booleans(value: Any) -> Any:
 #: StrictInt would also refuse 600.0, which the published schema accepts.
 JsonInt = Annotated[int, BeforeValidator(_refuse_strings_and_booleans)]
 
+#: `custom` is in the contract's shape, so it stays in the enum, but no channel accepts it: see
+#: `CONTENT_TYPES`. A request naming it gets the channel's reason, not a structural one.
 ContentType = Literal["text", "image", "audio", "video", "file", "template", "custom"]
 #: Every content key that carries a payload, i.e. every value `content.type` may name.
 CONTENT_KEYS: tuple[str, ...] = ("text", "image", "audio", "video", "file", "template", "custom")
@@ -57,12 +59,14 @@ ADDRESS_FIELDS: Mapping[Channel, tuple[str, str]] = {
     Channel.VIBER: ("id", "number"),
 }
 
+#: The content types each channel accepts, in the order its error message lists them. None
+#: accepts `custom`.
 CONTENT_TYPES: Mapping[Channel, tuple[str, ...]] = {
     Channel.SMS: ("text",),
     Channel.MMS: ("image",),
-    Channel.VIBER: ("text", "image", "custom"),
-    Channel.MESSENGER: ("text", "image", "audio", "video", "file", "custom"),
-    Channel.WHATSAPP: CONTENT_KEYS,
+    Channel.VIBER: ("text", "image"),
+    Channel.MESSENGER: ("text", "image", "audio", "video", "file"),
+    Channel.WHATSAPP: ("text", "image", "audio", "video", "file", "template"),
 }
 
 TEXT_LIMITS: Mapping[Channel, int] = {
@@ -122,9 +126,10 @@ class Template(RequestModel):
 class Content(RequestModel):
     """`type` names the one payload object that must be present; no other may be.
 
-    Per channel: sms text; mms image; viber_service_msg text, image, custom; messenger text,
-    image, audio, video, file, custom; whatsapp all types. Text limits: messenger 640, sms and
-    viber_service_msg 1000, whatsapp 4096 characters."""
+    Per channel: sms text; mms image; viber_service_msg text, image; messenger text, image,
+    audio, video, file; whatsapp text, image, audio, video, file, template. No channel accepts
+    `custom`. Text limits: messenger 640, sms and viber_service_msg 1000, whatsapp 4096
+    characters."""
 
     type: ContentType
     text: str = Field(default=None, min_length=1, max_length=4096)  # type: ignore[assignment]
@@ -133,7 +138,11 @@ class Content(RequestModel):
     video: Media = Field(default=None)  # type: ignore[assignment]
     file: CaptionedMedia = Field(default=None)  # type: ignore[assignment]
     template: Template = Field(default=None)  # type: ignore[assignment]
-    custom: dict[str, Any] = Field(default=None)  # type: ignore[arg-type]
+    # Any JSON object, so that `type: custom` is refused for the channel, not for its shape.
+    custom: dict[str, Any] = Field(
+        default=None,  # type: ignore[arg-type]
+        description="Not accepted on any channel.",
+    )
 
 
 class ViberOptions(RequestModel):

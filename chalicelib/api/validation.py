@@ -275,9 +275,17 @@ def _is_possible_number(value: str) -> bool:
     if not E164_DIGITS.fullmatch(value):
         return False
     try:
-        return phonenumbers.is_possible_number(phonenumbers.parse("+" + value))
+        parsed = phonenumbers.parse("+" + value)
     except phonenumbers.NumberParseException:
         return False
+    # Not `is_possible_number`, which also passes IS_POSSIBLE_LOCAL_ONLY: numbers too short to
+    # dial from abroad, such as 12345678.
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    return bool(reason == phonenumbers.ValidationResult.IS_POSSIBLE)
+
+
+#: The content types some channel accepts; `custom` is not one.
+SUPPORTED_CONTENT = frozenset(kind for kinds in CONTENT_TYPES.values() for kind in kinds)
 
 
 def _check_content(content: dict[str, Any], path: str, channel: Channel | None) -> list[Problem]:
@@ -288,7 +296,9 @@ def _check_content(content: dict[str, Any], path: str, channel: Channel | None) 
     if channel is not None and kind not in CONTENT_TYPES[channel]:
         allowed = ", ".join(CONTENT_TYPES[channel])
         problems.append((f"{path}.type", f"{channel.value} does not support {kind}; use {allowed}"))
-    if content.get(kind) is None:
+    elif kind not in SUPPORTED_CONTENT:  # refused whatever the channel turns out to be
+        problems.append((f"{path}.type", f"no channel supports {kind}"))
+    if content.get(kind) is None and kind in SUPPORTED_CONTENT:
         problems.append((f"{path}.{kind}", f"is required when content.type is {kind}"))
     problems += [
         (f"{path}.{key}", f"must not be present when content.type is {kind}")

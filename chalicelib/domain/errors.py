@@ -3,6 +3,7 @@
     DispatchError
     ├── DispatchNotFound      the dispatch does not exist (or belongs to another application)
     ├── DispatchExists        a create collided with an existing dispatch id
+    ├── DispatchTooLarge      the dispatch does not fit in one stored item (also a ValueError)
     └── ConcurrentUpdate      the stored version moved on since it was read
 """
 from __future__ import annotations
@@ -17,6 +18,10 @@ class DispatchNotFound(DispatchError):
 
 
 class DispatchExists(DispatchError):
+    pass
+
+
+class DispatchTooLarge(DispatchError, ValueError):
     pass
 
 

@@ -100,9 +100,7 @@ def on_timer(dispatch: Dispatch, index: int, now: datetime, policy: Policy) -> D
     actions: list[Action] = []
     if step.phase is Phase.RETRYING:
         retried = replace(step, phase=Phase.SENDING, attempts=step.attempts + 1)
-        dispatch = _with_step(dispatch, retried, now)
-        dispatch = replace(dispatch, due_at=now + timedelta(seconds=policy.send_guard_seconds))
-        return Decision(dispatch, (SendMessage(index),))
+        return Decision(_sending(dispatch, retried, now, policy, actions), tuple(actions))
     if step.phase is Phase.SENDING:
         dispatch = _end_step(dispatch, step, Outcome.SEND_UNCONFIRMED, now)
     elif step.phase is Phase.WAITING:
@@ -181,13 +179,20 @@ def _with_step(dispatch: Dispatch, step: Step, now: datetime) -> Dispatch:
 
 def _begin(dispatch: Dispatch, index: int, now: datetime, policy: Policy, actions: list) -> Dispatch:
     step = replace(dispatch.steps[index], phase=Phase.SENDING, attempts=1, started_at=now)
-    dispatch = replace(
-        _with_step(dispatch, step, now),
-        current=index,
-        due_at=now + timedelta(seconds=policy.send_guard_seconds),
-    )
-    actions.append(SendMessage(index))
-    return dispatch
+    return _sending(replace(dispatch, current=index), step, now, policy, actions)
+
+
+def _sending(
+    dispatch: Dispatch, step: Step, now: datetime, policy: Policy, actions: list
+) -> Dispatch:
+    """Send `step`, guarded: if its result is never recorded, the guard's check gives it up.
+
+    The guard is scheduled before the send, so a crash or a failed write after the provider
+    took the message still leaves a check that moves the dispatch on.
+    """
+    guard = now + timedelta(seconds=policy.send_guard_seconds)
+    actions += [ScheduleCheck(step.index, guard), SendMessage(step.index)]
+    return replace(_with_step(dispatch, step, now), due_at=guard)
 
 
 def _accepted(

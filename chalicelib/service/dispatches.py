@@ -41,6 +41,8 @@ from chalicelib.service.ports import (
 
 logger = logging.getLogger(__name__)
 
+#: Longer ids than this were never issued; refusing them early keeps them off DynamoDB keys.
+MAX_ID_LENGTH = 200
 #: How often to re-read and re-decide when a concurrent input saved first.
 MAX_CONFLICT_RETRIES = 5
 
@@ -88,16 +90,30 @@ class DispatchService:
         saved = self._repo.add(decision.dispatch)
         logger.info("dispatch created", extra=_log_fields(saved))
         outbox = _Outbox()
-        self._perform(saved, decision, outbox)
+        try:
+            self._perform(saved, decision, outbox)
+        except Exception:
+            # The dispatch is stored and its guard's check is set: that check moves it on. An
+            # error here must not tell the client to retry, which would send everything again.
+            logger.exception("dispatch effects failed; its timer will recover it", extra=_log_fields(saved))
         self._deliver(outbox, application)
         return saved.dispatch_uuid
 
     def get(self, application: Application, dispatch_uuid: str) -> Dispatch:
         """The dispatch, if it belongs to `application`; otherwise DispatchNotFound."""
+        if len(dispatch_uuid) > MAX_ID_LENGTH:
+            raise DispatchNotFound(dispatch_uuid[:MAX_ID_LENGTH])
         dispatch = self._repo.get(dispatch_uuid)
         if dispatch is None or dispatch.application_id != application.application_id:
             raise DispatchNotFound(dispatch_uuid)
         return dispatch
+
+    def owner_of(self, dispatch_uuid: str) -> str | None:
+        """The application_id that owns the dispatch, if it exists."""
+        if len(dispatch_uuid) > MAX_ID_LENGTH:
+            return None
+        dispatch = self._repo.get(dispatch_uuid)
+        return dispatch.application_id if dispatch else None
 
     def apply_status(
         self,
@@ -107,6 +123,8 @@ class DispatchService:
         application_id: str | None = None,
     ) -> bool:
         """Apply a provider status; False when no message of ours (or of `application_id`) has it."""
+        if len(provider_message_id) > MAX_ID_LENGTH:
+            return False  # no id we ever stored is this long, and DynamoDB keys are bounded
         ref = self._repo.find_message(provider, provider_message_id)
         dispatch = self._repo.get(ref.dispatch_uuid) if ref else None
         if ref is None or dispatch is None:

@@ -74,7 +74,11 @@ class Timer(Protocol):
     """Wakes the dispatch up at a given time by invoking the failover check."""
 
     def schedule(self, dispatch_uuid: str, step_index: int, at: datetime) -> None:
-        """Arrange one check of (dispatch, step) at `at`; repeating a call is harmless."""
+        """Arrange one check of (dispatch, step) at `at`, in place of any pending one.
+
+        A backend that cannot replace may leave the earlier check to fire: a check that comes
+        before the dispatch's due time changes nothing. Repeating a call is harmless.
+        """
 
     def cancel(self, dispatch_uuid: str, step_index: int) -> None:
         """Drop the pending check of (dispatch, step), if any; a check that fires anyway is a no-op."""

@@ -296,3 +296,27 @@ def test_logs_never_carry_message_text_or_secrets(stack, caplog):
     for secret in ("771-204", stack.demo.api_secret, stack.demo.signature_secret, "BEGIN PRIVATE KEY"):
         assert secret not in logged
     assert "Bearer ey" not in logged
+
+
+def test_another_application_cannot_plant_a_valid_looking_callback(stack):
+    from chalicelib.adapters.callback_signing import sign
+
+    dispatch_uuid = create(stack)
+    stack.deliver_callbacks()
+    forged = json.dumps({"dispatch_uuid": dispatch_uuid, "template": "failover", "status": "completed"}).encode()
+    token = sign(forged, stack.other.signature_secret, stack.other.application_id, stack.other.api_key, stack.clock.now())
+    stack.client.http.post("/sandbox/callbacks", headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, body=forged)
+    listing = stack.get(f"/sandbox/callbacks?dispatch_uuid={dispatch_uuid}").json_body
+    assert [(c["signature_valid"], c["body"].get("status")) for c in listing] == [(True, "submitted"), (False, "completed")]
+
+
+
+def test_a_dispatch_too_large_to_store_is_413(stack, monkeypatch):
+    from chalicelib.domain.errors import DispatchTooLarge
+
+    def too_large(*args, **kwargs):
+        raise DispatchTooLarge("over 400 KB")
+
+    monkeypatch.setattr(stack.services.dispatches, "create", too_large)
+    response = stack.post("/v0.1/dispatch", MESSENGER_TO_SMS)
+    assert response.status_code == 413 and response.headers["Content-Type"] == "application/problem+json"

@@ -161,6 +161,10 @@ class TestBasic:
     def test_other_schemes_are_refused(self, apps, caplog):
         assert assert_rejected("Digest username=x", apps, caplog) == auth.UNSUPPORTED_SCHEME
 
+    def test_an_overlong_api_key_is_refused_without_a_lookup(self, apps, alpha, monkeypatch, caplog):
+        monkeypatch.setattr(apps, "get_by_api_key", lambda key: pytest.fail("looked up"))
+        assert assert_rejected(basic("k" * 3000, alpha.api_secret), apps, caplog) == auth.BAD_BASIC
+
 
 class TestJwt:
     @pytest.mark.parametrize("now", [NOW, PAST_NOW], ids=["future-clock", "past-clock"])
@@ -240,6 +244,13 @@ class TestJwt:
     ):
         claims = claims_for(alpha, application_id=str(uuid.uuid4()))
         header = rs256(claims, alpha.private_key_pem)
+        assert assert_rejected(header, apps, caplog) == auth.BAD_TOKEN
+
+    def test_an_overlong_application_id_is_refused_without_a_lookup(
+        self, apps, alpha, monkeypatch, caplog
+    ):
+        monkeypatch.setattr(apps, "get", lambda application_id: pytest.fail("looked up"))
+        header = rs256(claims_for(alpha, application_id="a" * 3000), alpha.private_key_pem)
         assert assert_rejected(header, apps, caplog) == auth.BAD_TOKEN
 
     def test_another_applications_id_signed_with_this_key_is_refused(

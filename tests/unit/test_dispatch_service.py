@@ -13,6 +13,7 @@ from chalicelib.domain.model import (
     DispatchStatus,
     MessageStatus,
     Outcome,
+    Phase,
     StatusEvent,
     StepSpec,
 )
@@ -136,6 +137,25 @@ def test_a_status_racing_the_deadline_sends_nothing_twice(h):
     assert d.status is DispatchStatus.IN_PROGRESS
 
 
+def test_a_send_whose_result_cannot_be_saved_is_given_up_by_its_guard(h):
+    real_save = h.repo.save
+    failures = [RuntimeError("throttled")]
+
+    def flaky_save(dispatch, refs=()):
+        if refs and failures:
+            raise failures.pop()
+        return real_save(dispatch, refs)
+
+    h.repo.save = flaky_save
+    uuid = h.service.create(h.app, messenger_then_sms())  # answered, not raised
+    assert [m.step_index for m in h.provider.accepted] == [0]
+    h.advance(h.policy.send_guard_seconds)
+    d = h.dispatch(uuid)
+    assert d.steps[0].outcome is Outcome.SEND_UNCONFIRMED
+    assert [m.step_index for m in h.provider.accepted] == [0, 1]  # each message sent once
+    assert d.steps[1].phase is Phase.WAITING
+
+
 def test_a_failing_timer_does_not_fail_the_create(h):
     def broken(*args):
         raise ConnectionError("timer service down")
@@ -143,6 +163,18 @@ def test_a_failing_timer_does_not_fail_the_create(h):
     h.timer.schedule = broken
     uuid = h.service.create(h.app, messenger_then_sms())
     assert h.dispatch(uuid).due_at is not None  # the sweeper finds it from here
+
+
+def test_overlong_ids_never_reach_the_repository(h):
+    # DynamoDB refuses keys over 2 KB with an error that would surface as a 500.
+    def looked_up(*args):
+        pytest.fail("an overlong id reached the repository")
+
+    h.repo.get = h.repo.find_message = looked_up
+    with pytest.raises(DispatchNotFound):
+        h.service.get(h.app, "a" * 3000)
+    assert h.service.owner_of("a" * 3000) is None
+    assert not h.service.apply_status("fake", "m" * 3000, StatusEvent(S.READ))
 
 
 def test_another_applications_dispatch_is_not_found(h):

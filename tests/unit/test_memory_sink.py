@@ -35,7 +35,7 @@ def test_the_dispatches_heard_from_least_recently_are_dropped_first():
 
 
 def test_concurrent_stores_are_all_kept():
-    sink = InMemoryCallbackSink()
+    sink = InMemoryCallbackSink(max_per_dispatch=10_000)
 
     def store_many(worker: int) -> None:
         for n in range(200):
@@ -50,3 +50,10 @@ def test_concurrent_stores_are_all_kept():
     assert len(records) == 1600
     for worker in range(8):
         assert [r["body"]["n"] for r in records if r["body"]["worker"] == worker] == list(range(200))
+
+
+def test_only_the_latest_callbacks_of_a_dispatch_are_kept():
+    sink = InMemoryCallbackSink(max_per_dispatch=3)
+    for n in range(5):
+        sink.store("d", T0, True, {"n": n})
+    assert [r["body"]["n"] for r in sink.list("d")] == [2, 3, 4]

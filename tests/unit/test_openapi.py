@@ -130,7 +130,25 @@ def test_limits_are_documented_as_enforced() -> None:
 
 def test_create_responses_are_documented() -> None:
     for path in ("/v0.1/dispatch", "/beta/workflows"):
-        assert {"202", "400", "401", "413", "415"} <= set(DOC["paths"][path]["post"]["responses"])
+        assert {"202", "400", "401", "413", "415", "500"} <= set(
+            DOC["paths"][path]["post"]["responses"]
+        )
+
+
+def test_every_route_documents_the_internal_error_as_a_problem() -> None:
+    # Every route is wrapped by `problem_errors`, which answers anything unexpected with a 500.
+    internal = {"$ref": "#/components/responses/InternalError"}
+    missing = [
+        (path, method)
+        for path, item in DOC["paths"].items()
+        for method, operation in item.items()
+        if operation["responses"].get("500") != internal
+    ]
+    assert missing == []
+    content = DOC["components"]["responses"]["InternalError"]["content"]
+    assert content == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,11 @@ def on_last_step(dispatch):
     return t.on_send_result(expired, 1, SendAccepted("fake", "p-1"), expired.updated_at, POLICY).dispatch
 
 
+def guarded_send(index, at):
+    """The actions that send step `index` at `at`: its guard's check first, then the send."""
+    return (ScheduleCheck(index, at + timedelta(seconds=POLICY.send_guard_seconds)), SendMessage(index))
+
+
 def status(dispatch, index, value, at, **kw):
     return t.on_status(dispatch, index, StatusEvent(value, **kw), at, POLICY)
 
@@ -77,7 +82,7 @@ def status(dispatch, index, value, at, **kw):
 def test_start_sends_the_first_message_and_guards_it():
     decision = t.start(UUID, "app", [spec(), sms_last()], T0, POLICY)
     d = decision.dispatch
-    assert decision.actions == (SendMessage(0),)
+    assert decision.actions == guarded_send(0, T0)
     assert d.status is DispatchStatus.IN_PROGRESS and d.current == 0
     assert d.steps[0].phase is Phase.SENDING and d.steps[0].attempts == 1
     assert d.steps[1].phase is Phase.PENDING
@@ -150,7 +155,7 @@ def test_permanent_send_error_fails_over_at_once():
     assert (first.phase, first.outcome, first.status) == (Phase.FAILED, Outcome.SEND_FAILED, S.REJECTED)
     assert first.error_code == "1240"
     assert decision.dispatch.current == 1
-    assert [type(a) for a in decision.actions] == [NotifyStatus, SendMessage]
+    assert [type(a) for a in decision.actions] == [NotifyStatus, ScheduleCheck, SendMessage]
 
 
 def test_transient_send_errors_are_retried_with_backoff_then_fail_over():
@@ -163,7 +168,7 @@ def test_transient_send_errors_are_retried_with_backoff_then_fail_over():
         now += timedelta(seconds=wait)
         assert not t.on_timer(decision.dispatch, 0, now - timedelta(seconds=1), POLICY).changed
         retry = t.on_timer(decision.dispatch, 0, now, POLICY)
-        assert retry.actions == (SendMessage(0),)
+        assert retry.actions == guarded_send(0, now)
         d = retry.dispatch
         assert d.steps[0].attempts == attempt + 1
     final = t.on_send_result(d, 0, SendFailed(False, "500", "unavailable"), now, POLICY)
@@ -176,7 +181,7 @@ def test_a_send_that_never_reports_back_is_given_up_at_the_guard():
     d = t.start(UUID, "app", [spec(), sms_last()], T0, POLICY).dispatch
     decision = t.on_timer(d, 0, d.due_at, POLICY)
     assert decision.dispatch.steps[0].outcome is Outcome.SEND_UNCONFIRMED
-    assert decision.actions == (SendMessage(1),)
+    assert decision.actions == guarded_send(1, d.due_at)
 
 
 # --- condition × status × timing ---------------------------------------------------------------
@@ -223,7 +228,7 @@ def test_status_at_or_after_the_deadline_fails_over_even_before_the_timer(condit
     d = decision.dispatch
     assert d.steps[0].outcome is Outcome.EXPIRED and d.current == 1
     assert d.steps[0].history[-1].status is value and d.steps[0].history[-1].late
-    assert decision.actions[0] == SendMessage(1)
+    assert decision.actions[:2] == guarded_send(1, T0 + AFTER)
     assert d.status is DispatchStatus.IN_PROGRESS
 
 
@@ -232,7 +237,7 @@ def test_deadline_without_the_condition_fails_over():
     decision = t.on_timer(d, 0, T0 + AFTER, POLICY)
     assert decision.dispatch.steps[0].outcome is Outcome.EXPIRED
     assert decision.dispatch.steps[0].status is S.DELIVERED
-    assert decision.actions == (SendMessage(1),)
+    assert decision.actions == guarded_send(1, T0 + AFTER)
 
 
 @pytest.mark.parametrize("delay", [timedelta(seconds=-1), timedelta(0), timedelta(seconds=1)])

@@ -170,7 +170,6 @@ def bad(base: Any, path: str, value: Any, names: Sequence[str] = ()) -> Any:
         ok(VIBER, f"{FAILOVER0}.expiry_time", 600.0),
         ok(VIBER, "workflow[1].from.number", "Vonage"),
         ok(VIBER, "workflow[1].from.number", "My Company1"),
-        ok(VIBER, CONTENT0, {"type": "custom", "custom": {"a": 1}}),
         ok(VIBER, f"{MESSAGE0}.viber_service_msg", {"category": "promotion", "ttl": 30}),
         ok(MESSENGER, f"{MESSAGE0}.messenger", {"category": "message_tag", "tag": "ticket_update"}),
         ok(MESSENGER, CONTENT0, {"type": "file", "file": CAPTIONED}),
@@ -225,12 +224,6 @@ def test_messenger_then_sms_keeps_the_read_condition() -> None:
 def test_whatsapp_template_message_is_passed_on_whole() -> None:
     first = parse_create_request(WHATSAPP)[0]
     assert first.message == WHATSAPP["workflow"][0]["message"]
-
-
-def test_custom_content_is_passed_on_verbatim_including_nulls() -> None:
-    content = {"type": "custom", "custom": {"kind": "list", "body": None, "rows": [{"id": None}]}}
-    body = edit(WHATSAPP, (MESSAGE0, {"content": content}))
-    assert parse_create_request(body)[0].message == {"content": content}
 
 
 @pytest.mark.parametrize(
@@ -289,6 +282,9 @@ def test_custom_content_is_passed_on_verbatim_including_nulls() -> None:
         bad(VIBER, "workflow[1].to.number", "447700"),
         bad(VIBER, "workflow[1].to.number", "4477009000001234"),
         bad(VIBER, "workflow[1].to.number", "123456789012345"),
+        bad(VIBER, "workflow[1].to.number", "12345678"),  # possible only as a local number
+        bad(VIBER, "workflow[1].to.number", "4477009"),
+        bad(WHATSAPP, "workflow[0].from.number", "12345678"),
         bad(VIBER, "workflow[1].to.number", "Vonage"),
         bad(VIBER, "workflow[1].to.number", 447700900000),
         bad(VIBER, "workflow[1].to.number", None),
@@ -302,6 +298,7 @@ def test_custom_content_is_passed_on_verbatim_including_nulls() -> None:
         bad(VIBER, f"{CONTENT1}.custom", {"a": 1}),
         bad(MMS, CONTENT0, {"type": "text", "text": "hi"}, [f"{CONTENT0}.type"]),
         bad(MMS, CONTENT0, {"type": "custom", "custom": {}}, [f"{CONTENT0}.type"]),
+        bad(WHATSAPP, CONTENT0, {"type": "custom"}, [f"{CONTENT0}.type"]),  # not "custom is required"
         bad(VIBER, CONTENT0, {"type": "audio", "audio": IMAGE}, [f"{CONTENT0}.type"]),
         bad(MESSENGER, CONTENT0, {"type": "template", "template": TEMPLATE}, [f"{CONTENT0}.type"]),
         bad(MMS, f"{CONTENT0}.type", "img"),
@@ -328,7 +325,12 @@ def test_custom_content_is_passed_on_verbatim_including_nulls() -> None:
             [{"value": "x"}],
             [f"{PARAMETERS0}[0].default", f"{PARAMETERS0}[0].value"],
         ),
-        bad(WHATSAPP, CONTENT0, {"type": "custom", "custom": []}, [f"{CONTENT0}.custom"]),
+        bad(
+            WHATSAPP,
+            CONTENT0,
+            {"type": "custom", "custom": []},
+            [f"{CONTENT0}.type", f"{CONTENT0}.custom"],
+        ),
         # channel blocks
         bad(VIBER, f"{MESSAGE1}.messenger", {"category": "response"}),
         bad(WHATSAPP, f"{MESSAGE0}.viber_service_msg", {"ttl": 60}),
@@ -389,6 +391,44 @@ def test_invalid_requests_name_exactly_the_bad_fields(body: Any, names: set[str]
 )
 def test_reasons_say_what_is_wrong(body: Any, name: str, words: str) -> None:
     assert words in problems(body)[name]
+
+
+CUSTOM = {"type": "custom", "custom": {"kind": "list", "rows": [{"id": "1"}]}}
+
+
+@pytest.mark.parametrize(
+    "body, name, reason",
+    [
+        (edit(VIBER, (CONTENT1, CUSTOM)), f"{CONTENT1}.type", "sms does not support custom; use text"),
+        (edit(MMS, (CONTENT0, CUSTOM)), f"{CONTENT0}.type", "mms does not support custom; use image"),
+        (
+            edit(VIBER, (CONTENT0, CUSTOM)),
+            f"{CONTENT0}.type",
+            "viber_service_msg does not support custom; use text, image",
+        ),
+        (
+            edit(MESSENGER, (CONTENT0, CUSTOM)),
+            f"{CONTENT0}.type",
+            "messenger does not support custom; use text, image, audio, video, file",
+        ),
+        (
+            edit(WHATSAPP, (MESSAGE0, {"content": CUSTOM})),
+            f"{CONTENT0}.type",
+            "whatsapp does not support custom; use text, image, audio, video, file, template",
+        ),
+    ],
+    ids=["sms", "mms", "viber_service_msg", "messenger", "whatsapp"],
+)
+def test_custom_content_is_refused_on_every_channel(body: Any, name: str, reason: str) -> None:
+    assert problems(body) == {name: reason}
+
+
+def test_custom_content_is_refused_even_when_the_channel_is_unclear() -> None:
+    body = edit(VIBER, ("workflow[1].to.type", "mms"), (CONTENT1, CUSTOM))
+    assert problems(body) == {
+        "workflow[1].to.type": "must be the same channel as from.type, sms",
+        f"{CONTENT1}.type": "no channel supports custom",
+    }
 
 
 def test_every_problem_in_a_request_is_reported() -> None:
