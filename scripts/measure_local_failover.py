@@ -9,12 +9,7 @@ Prints a small table; this is a measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +19,9 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from local_stack_process import running_local_stack
+
 EXPIRY = 15
 
 
@@ -32,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="concurrent dispatches")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as state, _stack(Path(state)) as (base, auth):
+    with tempfile.TemporaryDirectory() as state, running_local_stack(
+        Path(state), DISPATCH_LOG_LEVEL="WARNING"
+    ) as stack:
+        base, auth = stack.base_url, stack.basic_auth
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
             uuids = list(pool.map(lambda _: _create(base, auth), range(args.count)))
@@ -42,37 +42,6 @@ def main(argv: list[str] | None = None) -> int:
             lateness = list(pool.map(lambda u: _lateness_ms(base, auth, u), uuids))
     _report(args.count, created_in, lateness)
     return 0
-
-
-class _stack:
-    """The local stack in a child process, on a free port, with its state in `state`."""
-
-    def __init__(self, state: Path) -> None:
-        self.state = state
-
-    def __enter__(self) -> tuple[str, tuple[str, str]]:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(PORT=str(port), DISPATCH_LOCAL_DIR=str(self.state), DISPATCH_LOG_LEVEL="WARNING")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "local_stack.py")],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                requests.get(f"{base}/v0.1/openapi.json", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        demo = json.loads((self.state / "demo-app.json").read_text())
-        return base, (demo["api_key"], demo["api_secret"])
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
 
 
 def _create(base: str, auth: tuple[str, str]) -> str:

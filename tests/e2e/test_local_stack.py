@@ -5,12 +5,6 @@ all); everything else in the suite controls time instead.
 """
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime
@@ -20,38 +14,14 @@ import jwt
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from scripts.local_stack_process import running_local_stack
 
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory):
-    state = tmp_path_factory.mktemp("local")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(PORT=str(port), DISPATCH_LOCAL_DIR=str(state))
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "local_stack.py")],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{base}/v0.1/openapi.json", timeout=1)
-            break
-        except requests.ConnectionError:
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.2)
-    demo = json.loads((state / "demo-app.json").read_text())
-    yield base, demo
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
+    with running_local_stack(tmp_path_factory.mktemp("local")) as stack:
+        yield stack.base_url, stack.demo
+    assert stack.exit_code == 0  # SIGTERM stops it cleanly
 
 
 def _seed(expiry: int) -> dict:
