@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.aws_errors import error_code
 from chalicelib.adapters.dynamodb_table import key
 from chalicelib.domain.application import Application
 from chalicelib.service.applications import ApplicationNotFound
@@ -66,8 +67,7 @@ def _from_item(item: dict[str, dict[str, str]]) -> Application:
 
 
 def _is_condition_failure(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code")
-    if code != "TransactionCanceledException":
+    if error_code(error) != "TransactionCanceledException":
         return False
     reasons = error.response.get("CancellationReasons", [])
     return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)

@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import dispatch_codec
+from chalicelib.adapters.aws_errors import error_code, error_message
 from chalicelib.adapters.dynamodb_table import TTL_ATTRIBUTE, key
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists, DispatchTooLarge
 from chalicelib.domain.model import Dispatch
@@ -105,9 +106,9 @@ class DynamoDispatchRepository:
         try:
             self._client.put_item(**put)
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise on_condition() from exc
-            if _error_code(exc) == "ValidationException" and "item size" in _message(exc).lower():
+            if error_code(exc) == "ValidationException" and "item size" in error_message(exc).lower():
                 raise _too_large() from exc
             raise
 
@@ -161,14 +162,6 @@ def _unique_refs(dispatch_uuid: str, refs: Sequence[MessageRef]) -> list[Message
         if seen != ref:
             raise ValueError("one provider message id given twice with different steps")
     return list(unique.values())
-
-
-def _error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", ""))
 
 
 def _version_moved() -> ConcurrentUpdate:

@@ -13,11 +13,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.aws_errors import error_code
+
 DEFAULT_TTL_SECONDS = 300.0
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class SecretsManagerStore:
@@ -42,7 +40,7 @@ class SecretsManagerStore:
         try:
             response = self._client.get_secret_value(SecretId=name)
         except ClientError as error:
-            if _error_code(error) == "ResourceNotFoundException":
+            if error_code(error) == "ResourceNotFoundException":
                 self._cache.pop(name, None)
                 raise KeyError(name) from None
             raise
@@ -55,7 +53,7 @@ class SecretsManagerStore:
         try:
             self._client.create_secret(Name=name, SecretString=value)
         except ClientError as error:
-            if _error_code(error) != "ResourceExistsException":
+            if error_code(error) != "ResourceExistsException":
                 raise
             self._client.put_secret_value(SecretId=name, SecretString=value)
         self._remember(name, value)
