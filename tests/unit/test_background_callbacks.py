@@ -10,9 +10,11 @@ from tests.service_harness import application
 class BlockingSender:
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.started = threading.Event()  #: set once the worker holds a callback
         self.delivered: list[dict] = []
 
     def deliver(self, app, payload) -> None:
+        self.started.set()
         self.release.wait(5)
         if payload.get("explode"):
             raise RuntimeError("bug in a sender")
@@ -43,9 +45,10 @@ def test_a_sender_that_raises_does_not_stop_later_callbacks():
 def test_a_full_queue_drops_new_callbacks_instead_of_blocking():
     inner = BlockingSender()
     sender = BackgroundCallbackSender(inner, max_queued=2)
-    for n in range(10):
-        sender.deliver(application(), {"n": n})
+    sender.deliver(application(), {"n": 0})
+    assert inner.started.wait(5)  # the worker holds callback 0; the queue is empty
+    for n in range(1, 10):
+        sender.deliver(application(), {"n": n})  # 1 and 2 fit; the rest are dropped at once
     inner.release.set()
     sender.wait_until_idle()
-    assert 2 <= len(inner.delivered) <= 3  # one in the worker's hands, two queued
-    assert [p["n"] for p in inner.delivered] == list(range(len(inner.delivered)))
+    assert [p["n"] for p in inner.delivered] == [0, 1, 2]
