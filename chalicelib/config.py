@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.domain.model import Channel, Policy
 
-TIMER_BACKENDS = ("local",)
+TIMER_BACKENDS = ("local", "stepfunctions", "scheduler")
 CALLBACK_DELIVERIES = ("inline", "background")
 
 
@@ -36,6 +36,17 @@ class Settings:
     #: before the input returns.
     callback_delivery: str = "inline"
     retention_days: int = 90
+    #: The `stepfunctions` backend's state machine.
+    state_machine_arn: str | None = None
+    #: The `scheduler` backend's schedule group, the role it invokes with, and what it invokes.
+    schedule_group: str | None = None
+    scheduler_role_arn: str | None = None
+    check_function_arn: str | None = None
+    #: The sweeper re-drives a step once its check is this late: more than any timer's own
+    #: lateness (EventBridge Scheduler's can reach 60 s), so it only catches lost checks.
+    sweep_grace_seconds: int = 90
+    #: How far back each sweep looks; a dispatch stranded for longer needs `dispatch_admin sweep`.
+    sweep_lookback_minutes: int = 60
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -66,7 +77,21 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         callback_timeout_seconds=float(environ.get("DISPATCH_CALLBACK_TIMEOUT_SECONDS", "5")),
         callback_delivery=delivery,
         retention_days=_int(environ, "DISPATCH_RETENTION_DAYS", 90, 1),
+        state_machine_arn=_required_for(environ, timer, "stepfunctions", "DISPATCH_STATE_MACHINE_ARN"),
+        schedule_group=_required_for(environ, timer, "scheduler", "DISPATCH_SCHEDULE_GROUP"),
+        scheduler_role_arn=_required_for(environ, timer, "scheduler", "DISPATCH_SCHEDULER_ROLE_ARN"),
+        check_function_arn=_required_for(environ, timer, "scheduler", "DISPATCH_CHECK_FUNCTION_ARN"),
+        sweep_grace_seconds=_int(environ, "DISPATCH_SWEEP_GRACE_SECONDS", 90, 0),
+        sweep_lookback_minutes=_int(environ, "DISPATCH_SWEEP_LOOKBACK_MINUTES", 60, 1),
     )
+
+
+def _required_for(environ: Mapping[str, str], timer: str, backend: str, name: str) -> str | None:
+    """A setting the chosen timer backend cannot run without; ignored by the others."""
+    value = environ.get(name) or None
+    if timer == backend and value is None:
+        raise ConfigError(f"{name} must be set when DISPATCH_TIMER_BACKEND is {backend!r}")
+    return value
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:

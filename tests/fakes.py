@@ -28,20 +28,31 @@ class FakeClock:
 
 
 class RecordingTimer:
-    """Keeps the pending check of each (dispatch, step); tests fire them by hand."""
+    """Keeps the latest check of each (dispatch, step), as the local timer does; tests fire them."""
 
     def __init__(self) -> None:
         self.pending: dict[tuple[str, int], datetime] = {}
         self.scheduled: list[tuple[str, int, datetime]] = []
-        self.cancelled: list[tuple[str, int]] = []
+        self.cancelled: list[tuple[str, int, datetime]] = []
+        #: The `at` of every check scheduled or cancelled as a backstop.
+        self.backstops: set[datetime] = set()
 
-    def schedule(self, dispatch_uuid: str, step_index: int, at: datetime) -> None:
+    def schedule(
+        self, dispatch_uuid: str, step_index: int, at: datetime, *, backstop: bool = False
+    ) -> None:
         self.pending[(dispatch_uuid, step_index)] = at
         self.scheduled.append((dispatch_uuid, step_index, at))
+        if backstop:
+            self.backstops.add(at)
 
-    def cancel(self, dispatch_uuid: str, step_index: int) -> None:
-        self.pending.pop((dispatch_uuid, step_index), None)
-        self.cancelled.append((dispatch_uuid, step_index))
+    def cancel(
+        self, dispatch_uuid: str, step_index: int, at: datetime, *, backstop: bool = False
+    ) -> None:
+        if self.pending.get((dispatch_uuid, step_index)) == at:
+            del self.pending[(dispatch_uuid, step_index)]
+        self.cancelled.append((dispatch_uuid, step_index, at))
+        if backstop:
+            self.backstops.add(at)
 
     def due(self, now: datetime) -> list[tuple[str, int]]:
         return sorted(

@@ -47,8 +47,13 @@ class LocalTimer:
 
     # --- Timer port --------------------------------------------------------------------------
 
-    def schedule(self, dispatch_uuid: str, step_index: int, at: datetime) -> None:
-        """Fire a check of (dispatch, step) at `at`, replacing any pending one for the pair."""
+    def schedule(
+        self, dispatch_uuid: str, step_index: int, at: datetime, *, backstop: bool = False
+    ) -> None:
+        """Fire a check of (dispatch, step) at `at`, replacing any pending one for the pair.
+
+        Backstops are kept like any other check: here they cost nothing.
+        """
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("timer due times must be timezone-aware")
         with self._cond:
@@ -58,10 +63,18 @@ class LocalTimer:
             self._compact_locked()
             self._cond.notify()
 
-    def cancel(self, dispatch_uuid: str, step_index: int) -> None:
-        """Drop the pending check of (dispatch, step), if any; its heap entry goes stale."""
+    def cancel(
+        self, dispatch_uuid: str, step_index: int, at: datetime, *, backstop: bool = False
+    ) -> None:
+        """Drop the pending check of (dispatch, step) if it is the one at `at`.
+
+        A check scheduled since for the same pair replaced that one and stays; the dropped
+        entry goes stale in the heap.
+        """
         with self._cond:
-            if self._live.pop((dispatch_uuid, step_index), None) is not None:
+            live = self._live.get((dispatch_uuid, step_index))
+            if live is not None and live[0] == at:
+                del self._live[(dispatch_uuid, step_index)]
                 self._compact_locked()
                 self._cond.notify()
 

@@ -21,11 +21,19 @@ class SendMessage:
 class ScheduleCheck:
     step_index: int
     at: datetime
+    #: True for a check that only catches what went wrong (a send whose result was never
+    #: recorded, a last message never reported on). The sweeper is precise enough for those, so
+    #: a timer backend that is paid per check may leave them to it.
+    backstop: bool = False
 
 
 @dataclass(frozen=True)
 class CancelCheck:
+    """The pending check at `at` is no longer needed: the dispatch moved on before it."""
+
     step_index: int
+    at: datetime
+    backstop: bool = False
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,15 @@ def on_send_result(
     if dispatch.status.is_final or index != dispatch.current or step.phase is not Phase.SENDING:
         return _unchanged(dispatch)
     if isinstance(result, SendAccepted):
-        return _accepted(dispatch, step, result, now, policy)
-    return _send_failed(dispatch, step, result, now, policy)
+        decision = _accepted(dispatch, step, result, now, policy)
+    else:
+        decision = _send_failed(dispatch, step, result, now, policy)
+    return _superseding(dispatch, decision, now)
 
 
 def on_timer(dispatch: Dispatch, index: int, now: datetime, policy: Policy) -> Decision:
     """A check for step `index` came due. Early, stale or repeated checks change nothing."""
+    # Only a due check gets this far, so no other check is pending: nothing to supersede.
     if (
         dispatch.status.is_final
         or index != dispatch.current
@@ -116,6 +119,12 @@ def on_status(
     dispatch: Dispatch, index: int, event: StatusEvent, now: datetime, policy: Policy
 ) -> Decision:
     """A provider status for step `index`, whenever it arrives."""
+    return _superseding(dispatch, _on_status(dispatch, index, event, now, policy), now)
+
+
+def _on_status(
+    dispatch: Dispatch, index: int, event: StatusEvent, now: datetime, policy: Policy
+) -> Decision:
     actions: list[Action] = []
     if index == dispatch.current and _overdue(dispatch, now):
         # The deadline passed before this status reached us: the condition was not met in time,
@@ -159,6 +168,34 @@ def _check_specs(specs: Sequence[StepSpec]) -> None:
             raise ValueError("every message but the last needs a condition and an expiry_time")
 
 
+def pending_check(dispatch: Dispatch) -> CancelCheck | None:
+    """The check a timer holds for `dispatch` now (at its `due_at`), if any."""
+    if dispatch.status.is_final or dispatch.due_at is None:
+        return None
+    step = dispatch.current_step
+    backstop = step.phase is Phase.SENDING or (
+        step.phase is Phase.WAITING and step.spec.expiry_time is None
+    )
+    return CancelCheck(step.index, dispatch.due_at, backstop=backstop)
+
+
+def _superseding(before: Dispatch, decision: Decision, now: datetime) -> Decision:
+    """Cancel the check `before` was waiting on if the decision moved the dispatch past it.
+
+    A check already due is left alone: it is the one firing now, or a late one that will find
+    nothing to do. The cancel goes last so it never delays a send.
+    """
+    pending = pending_check(before)
+    if (
+        not decision.changed
+        or pending is None
+        or pending.at <= now
+        or pending_check(decision.dispatch) == pending
+    ):
+        return decision
+    return replace(decision, actions=decision.actions + (pending,))
+
+
 def _unchanged(dispatch: Dispatch) -> Decision:
     return Decision(dispatch, (), changed=False)
 
@@ -191,7 +228,7 @@ def _sending(
     took the message still leaves a check that moves the dispatch on.
     """
     guard = now + timedelta(seconds=policy.send_guard_seconds)
-    actions += [ScheduleCheck(step.index, guard), SendMessage(step.index)]
+    actions += [ScheduleCheck(step.index, guard, backstop=True), SendMessage(step.index)]
     return replace(_with_step(dispatch, step, now), due_at=guard)
 
 
@@ -219,7 +256,8 @@ def _accepted(
     if early not in (None, MessageStatus.SUBMITTED):
         dispatch = _react(dispatch, step, now, policy, actions)
     if dispatch.steps[step.index].phase is Phase.WAITING:
-        actions.insert(0, ScheduleCheck(step.index, deadline))
+        backstop = step.spec.expiry_time is None
+        actions.insert(0, ScheduleCheck(step.index, deadline, backstop=backstop))
     return Decision(dispatch, tuple(actions))
 
 
@@ -264,7 +302,7 @@ def _react(dispatch: Dispatch, step: Step, now: datetime, policy: Policy, action
     condition = step.spec.condition or Condition.DELIVERED
     if step.status in SATISFIES[condition]:
         dispatch = _end_step(dispatch, step, Outcome.CONDITION_MET, now)
-        actions += [CancelCheck(step.index), NotifyFinal(now)]
+        actions.append(NotifyFinal(now))
         return replace(
             dispatch,
             status=DispatchStatus.COMPLETED,
@@ -274,7 +312,6 @@ def _react(dispatch: Dispatch, step: Step, now: datetime, policy: Policy, action
         )
     if step.status in _FAILURE_OUTCOME:
         dispatch = _end_step(dispatch, step, _FAILURE_OUTCOME[step.status], now)
-        actions.append(CancelCheck(step.index))
         return _advance(dispatch, now, policy, actions)
     return dispatch
 

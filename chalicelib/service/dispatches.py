@@ -185,9 +185,9 @@ class DispatchService:
             if isinstance(action, SendMessage):
                 self._send_and_record(saved, action.step_index, outbox)
             elif isinstance(action, ScheduleCheck):
-                self._timer_call(self._timer.schedule, saved, action.step_index, action.at)
+                self._timer_call(self._timer.schedule, saved, action)
             elif isinstance(action, CancelCheck):
-                self._timer_call(self._timer.cancel, saved, action.step_index)
+                self._timer_call(self._timer.cancel, saved, action)
             elif isinstance(action, NotifyStatus):
                 step = saved.steps[action.step_index]
                 payload = payloads.message_status_payload(saved, step, action.record)
@@ -229,11 +229,13 @@ class DispatchService:
         logger.info("message sent", extra={**fields, "provider": provider.name})
         return SendAccepted(provider.name, provider_message_id)
 
-    def _timer_call(self, method: Callable, dispatch: Dispatch, *args: object) -> None:
+    def _timer_call(
+        self, method: Callable, dispatch: Dispatch, check: ScheduleCheck | CancelCheck
+    ) -> None:
         # A timer that could not be set is recovered by the sweeper from the saved due_at;
         # failing the whole input here would only make the caller retry a step already taken.
         try:
-            method(dispatch.dispatch_uuid, *args)
+            method(dispatch.dispatch_uuid, check.step_index, check.at, backstop=check.backstop)
         except Exception:
             logger.exception("timer call failed", extra=_log_fields(dispatch))
 

@@ -71,17 +71,25 @@ class SecretStore(Protocol):
 
 
 class Timer(Protocol):
-    """Wakes the dispatch up at a given time by invoking the failover check."""
+    """Wakes the dispatch up at a given time by invoking the failover check.
 
-    def schedule(self, dispatch_uuid: str, step_index: int, at: datetime) -> None:
-        """Arrange one check of (dispatch, step) at `at`, in place of any pending one.
+    A check is named by (dispatch, step, at). `backstop` marks a check that only catches what
+    went wrong; the sweeper re-drives those too, so a backend may leave them to it.
+    """
 
-        A backend that cannot replace may leave the earlier check to fire: a check that comes
-        before the dispatch's due time changes nothing. Repeating a call is harmless.
+    def schedule(
+        self, dispatch_uuid: str, step_index: int, at: datetime, *, backstop: bool = False
+    ) -> None:
+        """Arrange one check of (dispatch, step) at `at` (never before it). Repeating is harmless.
+
+        Earlier checks of the same step may stay pending: one that comes when the dispatch is
+        not due changes nothing.
         """
 
-    def cancel(self, dispatch_uuid: str, step_index: int) -> None:
-        """Drop the pending check of (dispatch, step), if any; a check that fires anyway is a no-op."""
+    def cancel(
+        self, dispatch_uuid: str, step_index: int, at: datetime, *, backstop: bool = False
+    ) -> None:
+        """Drop the pending check of (dispatch, step) at `at`, if any; one that fires anyway is a no-op."""
 
 
 class ProviderError(Exception):

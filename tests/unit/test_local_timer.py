@@ -135,17 +135,32 @@ def test_many_reschedules_fire_once_at_the_last_time(make_timer):
 def test_cancel_prevents_firing(make_timer):
     recorder = Recorder(expected=1)
     timer = make_timer(recorder)
-    timer.schedule("a", 0, soon(0.05))
+    a_at = soon(0.05)
+    timer.schedule("a", 0, a_at)
     timer.schedule("b", 0, soon(0.10))
     timer.start()
 
-    timer.cancel("a", 0)
-    timer.cancel("unknown", 7)
+    timer.cancel("a", 0, a_at)
+    timer.cancel("unknown", 7, a_at)
     assert timer.pending() == 1
     recorder.wait()
 
     # "a" was due first, so had it survived it would have fired before "b".
     assert recorder.events == [ev("b", 0)]
+
+
+def test_cancel_of_a_replaced_check_keeps_its_replacement(make_timer):
+    recorder = Recorder(expected=1)
+    timer = make_timer(recorder)
+    guard = soon(30)
+    timer.schedule("a", 0, guard)
+    timer.schedule("a", 0, soon(0.05))  # the deadline replaces the guard...
+    timer.cancel("a", 0, guard)  # ...which is then cancelled by its own time
+    assert timer.pending() == 1
+    timer.start()
+    recorder.wait()
+
+    assert recorder.events == [ev("a", 0)]
 
 
 def test_a_failing_check_is_logged_and_later_checks_still_fire(make_timer, caplog):

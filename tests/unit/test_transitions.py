@@ -69,7 +69,15 @@ def on_last_step(dispatch):
 
 def guarded_send(index, at):
     """The actions that send step `index` at `at`: its guard's check first, then the send."""
-    return (ScheduleCheck(index, at + timedelta(seconds=POLICY.send_guard_seconds)), SendMessage(index))
+    return (guard_check(index, at), SendMessage(index))
+
+
+def guard_check(index, sent_at):
+    return ScheduleCheck(index, sent_at + timedelta(seconds=POLICY.send_guard_seconds), backstop=True)
+
+
+def guard_cancel(index, sent_at):
+    return CancelCheck(index, sent_at + timedelta(seconds=POLICY.send_guard_seconds), backstop=True)
 
 
 def status(dispatch, index, value, at, **kw):
@@ -109,6 +117,23 @@ def test_accepted_send_waits_for_the_condition_until_the_deadline():
     assert decision.dispatch.due_at == deadline
     assert decision.actions[0] == ScheduleCheck(0, deadline)
     assert isinstance(decision.actions[1], NotifyStatus) and decision.actions[1].record.status is S.SUBMITTED
+    # The deadline supersedes the send's guard, which is cancelled last.
+    assert decision.actions[2:] == (guard_cancel(0, T0),)
+
+
+def test_the_last_message_report_limit_is_a_backstop_unless_it_has_its_own_expiry():
+    policy = POLICY
+    d = t.start(UUID, "app", [spec(), sms_last()], T0, policy).dispatch
+    d = t.on_timer(d, 0, d.due_at, policy).dispatch  # step 0 given up; SMS being sent
+    now = d.due_at - timedelta(seconds=policy.send_guard_seconds)
+    decision = t.on_send_result(d, 1, SendAccepted("fake", "p-1"), now, policy)
+    limit = now + timedelta(seconds=policy.last_step_report_seconds)
+    assert decision.actions[0] == ScheduleCheck(1, limit, backstop=True)
+
+    own = t.start(UUID, "app", [spec(), StepSpec(Channel.SMS, {}, {}, {}, Condition.DELIVERED, 30)], T0, policy)
+    d = t.on_timer(own.dispatch, 0, own.dispatch.due_at, policy).dispatch
+    decision = t.on_send_result(d, 1, SendAccepted("fake", "p-1"), now, policy)
+    assert decision.actions[0] == ScheduleCheck(1, now + timedelta(seconds=30), backstop=False)
 
 
 @pytest.mark.parametrize(
@@ -132,6 +157,8 @@ def test_a_status_that_arrives_before_the_send_is_recorded_counts(condition, ear
     assert (d.current == 1 and SendMessage(1) in decision.actions) is fails_over
     waiting = not completes and not fails_over
     assert (decision.actions[0] == ScheduleCheck(0, T0 + timedelta(seconds=600))) is waiting
+    # Whatever happened, the send's guard is no longer needed.
+    assert decision.actions[-1] == guard_cancel(0, T0)
 
 
 def test_an_early_submitted_webhook_is_recorded_and_told_once():
@@ -140,7 +167,7 @@ def test_an_early_submitted_webhook_is_recorded_and_told_once():
     assert [type(a) for a in first.actions] == [NotifyStatus]
     decision = t.on_send_result(first.dispatch, 0, SendAccepted("fake", "p-0"), T0, POLICY)
     assert [r.status for r in decision.dispatch.steps[0].history] == [S.SUBMITTED]
-    assert decision.actions == (ScheduleCheck(0, T0 + timedelta(seconds=600)),)
+    assert decision.actions == (ScheduleCheck(0, T0 + timedelta(seconds=600)), guard_cancel(0, T0))
 
 
 def test_a_repeated_send_result_is_a_no_op():
@@ -155,7 +182,7 @@ def test_permanent_send_error_fails_over_at_once():
     assert (first.phase, first.outcome, first.status) == (Phase.FAILED, Outcome.SEND_FAILED, S.REJECTED)
     assert first.error_code == "1240"
     assert decision.dispatch.current == 1
-    assert [type(a) for a in decision.actions] == [NotifyStatus, ScheduleCheck, SendMessage]
+    assert decision.actions[1:] == (*guarded_send(1, T0), guard_cancel(0, T0))
 
 
 def test_transient_send_errors_are_retried_with_backoff_then_fail_over():
@@ -164,7 +191,7 @@ def test_transient_send_errors_are_retried_with_backoff_then_fail_over():
     for attempt, wait in ((1, 2), (2, 8)):
         decision = t.on_send_result(d, 0, SendFailed(False, "429", "throttled"), now, POLICY)
         assert decision.dispatch.steps[0].phase is Phase.RETRYING
-        assert decision.actions == (ScheduleCheck(0, now + timedelta(seconds=wait)),)
+        assert decision.actions == (ScheduleCheck(0, now + timedelta(seconds=wait)), guard_cancel(0, now))
         now += timedelta(seconds=wait)
         assert not t.on_timer(decision.dispatch, 0, now - timedelta(seconds=1), POLICY).changed
         retry = t.on_timer(decision.dispatch, 0, now, POLICY)
@@ -210,11 +237,13 @@ def test_status_before_the_deadline(condition, value, completes, fails_over):
     if completes:
         assert d.status is DispatchStatus.COMPLETED and d.completed_by == 0
         assert d.steps[0].outcome is Outcome.CONDITION_MET
-        assert decision.actions[-2:] == (CancelCheck(0), NotifyFinal(T0 + BEFORE))
+        deadline = T0 + timedelta(seconds=600)
+        assert decision.actions[-2:] == (NotifyFinal(T0 + BEFORE), CancelCheck(0, deadline))
         assert d.steps[1].phase is Phase.PENDING
     elif fails_over:
         assert d.current == 1 and d.steps[0].outcome.value == value.value
-        assert CancelCheck(0) in decision.actions and decision.actions[-1] == SendMessage(1)
+        deadline = T0 + timedelta(seconds=600)
+        assert decision.actions[-3:] == (*guarded_send(1, T0 + BEFORE), CancelCheck(0, deadline))
     else:
         assert d.status is DispatchStatus.IN_PROGRESS and d.current == 0
         assert d.steps[0].phase is Phase.WAITING
@@ -260,7 +289,9 @@ def test_last_step_delivered_completes(value):
     decision = status(d, 1, value, d.updated_at + timedelta(seconds=5))
     assert decision.dispatch.status is DispatchStatus.COMPLETED
     assert decision.dispatch.completed_by == 1
-    assert isinstance(decision.actions[-1], NotifyFinal)
+    # The report limit's check is dropped after the final report is queued.
+    assert isinstance(decision.actions[-2], NotifyFinal)
+    assert decision.actions[-1] == CancelCheck(1, d.due_at, backstop=True)
 
 
 @pytest.mark.parametrize("value", [S.REJECTED, S.UNDELIVERABLE])
@@ -270,7 +301,10 @@ def test_last_step_failing_ends_in_error(value):
     assert decision.dispatch.status is DispatchStatus.ERROR
     assert decision.dispatch.completed_by is None
     assert decision.dispatch.steps[1].outcome.value == value.value
-    assert decision.actions[-1] == NotifyFinal(d.updated_at + timedelta(seconds=5))
+    assert decision.actions[-2:] == (
+        NotifyFinal(d.updated_at + timedelta(seconds=5)),
+        CancelCheck(1, d.due_at, backstop=True),
+    )
 
 
 def test_last_step_that_never_reports_errors_after_the_report_limit():
