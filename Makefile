@@ -3,8 +3,11 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+# AWS: which stage of .chalice/config.json to package or deploy, and the stack's name.
+STAGE  ?= prod
+STACK  ?= dispatch-$(STAGE)
 
-.PHONY: run test install openapi admin clean
+.PHONY: run test install openapi admin package deploy clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -31,5 +34,17 @@ openapi: install  ## Regenerate the OpenAPI component schemas from the pydantic 
 admin: install  ## Operator command, e.g. make admin ARGS="list"
 	$(BIN)/python scripts/dispatch_admin.py $(ARGS)
 
+package: install  ## Write build/$(STAGE)/sam.json: the whole stack as one CloudFormation template.
+	$(BIN)/python scripts/package.py --stage $(STAGE)
+
+deploy: package  ## Deploy build/$(STAGE) as stack $(STACK); needs the AWS CLI, credentials and BUCKET.
+	@command -v aws >/dev/null 2>&1 || { echo "deploy needs the AWS CLI: https://docs.aws.amazon.com/cli/"; exit 2; }
+	@test -n "$(BUCKET)" || { echo "set BUCKET=<an S3 bucket in the target region for the code package>"; exit 2; }
+	aws cloudformation package --template-file build/$(STAGE)/sam.json \
+		--s3-bucket $(BUCKET) --s3-prefix $(STACK) --output-template-file build/$(STAGE)/packaged.yaml
+	aws cloudformation deploy --template-file build/$(STAGE)/packaged.yaml --stack-name $(STACK) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
+	aws cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs" --output table
+
 clean:
-	rm -rf $(VENV) .local .pytest_cache .hypothesis .mypy_cache
+	rm -rf $(VENV) .local .pytest_cache .hypothesis .mypy_cache build

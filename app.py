@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib.api import dispatch_routes, sandbox_routes
 from chalicelib.api.checks import run_check
+from chalicelib.api.sweep import run_sweep
 from chalicelib.logs import configure_logging
 
 configure_logging()
@@ -20,3 +21,9 @@ app.register_blueprint(sandbox_routes.bp)
 def failover_check(event: Any, context: Any) -> dict[str, Any]:
     """Invoked by the timer backend when a step's deadline, retry or report limit is due."""
     return run_check(event)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep_overdue")
+def sweep_overdue(event: Any) -> dict[str, Any]:
+    """Re-drives checks a timer lost; infra/dispatch.json names this function `SweepOverdue`."""
+    return run_sweep(event)

@@ -32,6 +32,8 @@ class Services:
     clock: Clock
     #: The local callback sink; None outside the local stage.
     sink: Any = None
+    #: The safety sweeper (`chalicelib.service.sweeper.Sweeper`); None only when built by hand.
+    sweeper: Any = None
 
 
 _lock = threading.Lock()
@@ -71,14 +73,16 @@ def build_services(
     from chalicelib.adapters.dynamodb_applications import DynamoApplicationRepository
     from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository
     from chalicelib.adapters.secrets import SecretsManagerStore
+    from chalicelib.service.sweeper import Sweeper
 
     dynamodb = boto3.client("dynamodb")
     clock = clock or SystemClock()
     applications = DynamoApplicationRepository(dynamodb, settings.table_name)
     secrets = SecretsManagerStore(boto3.client("secretsmanager"))
     timer = timer or build_timer(settings)
+    repository = DynamoDispatchRepository(dynamodb, settings.table_name, settings.retention_days)
     dispatches = DispatchService(
-        repository=DynamoDispatchRepository(dynamodb, settings.table_name, settings.retention_days),
+        repository=repository,
         applications=CachedApplications(applications),
         providers=build_providers(settings),
         timer=timer,
@@ -101,6 +105,13 @@ def build_services(
         secrets=secrets,
         clock=clock,
         sink=build_sink(settings),
+        sweeper=Sweeper(
+            repository,
+            dispatches,
+            clock,
+            grace_seconds=settings.sweep_grace_seconds,
+            lookback_minutes=settings.sweep_lookback_minutes,
+        ),
     )
 
 
@@ -127,7 +138,26 @@ def build_providers(settings: Settings) -> dict:
 
 
 def build_timer(settings: Settings) -> Timer:
-    """The timer backend named by the settings (only `local` exists in this version)."""
+    """The timer backend the stage names: Step Functions or EventBridge Scheduler on AWS."""
+    import boto3
+
+    if settings.timer_backend == "stepfunctions":
+        from chalicelib.adapters.stepfunctions_timer import StepFunctionsTimer
+
+        assert settings.state_machine_arn, "load_settings requires it for this backend"
+        return StepFunctionsTimer(boto3.client("stepfunctions"), settings.state_machine_arn)
+    if settings.timer_backend == "scheduler":
+        from chalicelib.adapters.clock import SystemClock
+        from chalicelib.adapters.scheduler_timer import SchedulerTimer
+
+        assert settings.schedule_group and settings.check_function_arn and settings.scheduler_role_arn
+        return SchedulerTimer(
+            boto3.client("scheduler"),
+            settings.schedule_group,
+            settings.check_function_arn,
+            settings.scheduler_role_arn,
+            SystemClock().now,
+        )
     return local_timer()
 
 

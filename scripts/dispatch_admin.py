@@ -1,4 +1,4 @@
-"""Operator command: create applications, rotate their credentials, change their URLs.
+"""Operator command: create applications, rotate their credentials, change their URLs, sweep.
 
 Run from the repository root:  .venv/bin/python scripts/dispatch_admin.py <command> --help
 
@@ -6,6 +6,11 @@ It talks to whatever AWS the environment points at: DISPATCH_TABLE (required) na
 DISPATCH_SECRET_PREFIX (default "dispatch") prefixes signature secret names, and the usual AWS_*
 variables choose account, region and endpoint (AWS_ENDPOINT_URL for the local stack).
 Secrets are printed once, here, and stored nowhere in clear.
+
+`sweep` runs the service itself, so it reads the same settings as the deployed functions: set
+DISPATCH_TIMER_BACKEND and its DISPATCH_* settings as the stage has them, so the checks it
+schedules go to the real timer (with the default local timer they end with this command, and the
+scheduled sweep picks them up once their grace period has passed).
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -29,6 +34,8 @@ from chalicelib.service import applications as service
 from chalicelib.service.ports import ApplicationRepository, SecretStore
 
 DEFAULT_SECRET_PREFIX = "dispatch"
+#: The operator's sweep reaches a day back; the scheduled one only its configured hour.
+DEFAULT_SWEEP_LOOKBACK_MINUTES = 24 * 60
 T = TypeVar("T")
 #: A sub-command: returns the exit status, or None for success.
 Handler = Callable[[argparse.Namespace, ApplicationRepository, SecretStore], int | None]
@@ -187,6 +194,51 @@ def cmd_set_urls(args: argparse.Namespace, apps: ApplicationRepository, _: Secre
     )
 
 
+def cmd_sweep(args: argparse.Namespace, _: ApplicationRepository, __: SecretStore) -> int:
+    """One sweep reaching further back than the scheduled one, e.g. after an outage."""
+    from chalicelib.bootstrap import build_services
+    from chalicelib.config import load_settings
+
+    services = build_services(load_settings(os.environ))
+    with _problems_on_stderr():
+        result = services.sweeper.sweep(lookback_minutes=args.lookback_minutes)
+    _print(
+        args,
+        {
+            "lookback_minutes": args.lookback_minutes,
+            "found": result.found,
+            "redriven": result.redriven,
+            "failed": result.failed,
+        },
+    )
+    return 1 if result.failed else 0
+
+
+@contextlib.contextmanager
+def _problems_on_stderr() -> Iterator[None]:
+    """Show which dispatches failed (ids only, as JSON lines) without mixing them into stdout."""
+    import logging
+
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LambdaPowertoolsFormatter(service="dispatch-admin"))
+    handler.setLevel(logging.WARNING)
+    service_logger = logging.getLogger("chalicelib")
+    service_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        service_logger.removeHandler(handler)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def _url_or_clear(value: str) -> str | None:
     return value or None  # an empty value clears the URL
 
@@ -220,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     set_urls.add_argument("application_id")
     set_urls.add_argument("--status-url", type=_url_or_clear, default=service.KEEP)
     set_urls.add_argument("--inbound-url", type=_url_or_clear, default=service.KEEP)
+    sweep = command("sweep", cmd_sweep, "re-drive dispatches whose checks are overdue, now")
+    sweep.add_argument(
+        "--lookback-minutes",
+        type=_positive_int,
+        default=DEFAULT_SWEEP_LOOKBACK_MINUTES,
+        help=f"how far back to look for overdue checks (default {DEFAULT_SWEEP_LOOKBACK_MINUTES})",
+    )
     return parser
 
 

@@ -3,7 +3,8 @@
 Starts moto's server (DynamoDB and Secrets Manager) on a free loopback port, points every boto3
 client at it, creates the table and a demo application, and serves the Chalice app in this
 process at http://127.0.0.1:$PORT with the local timer firing failover checks through the same
-handler the `failover_check` Lambda runs. Nothing leaves the machine: every channel goes to the
+handler the `failover_check` Lambda runs, and the safety sweeper running once a minute as the
+`sweep_overdue` schedule does on AWS. Nothing leaves the machine: every channel goes to the
 sandbox provider. State lives in memory and is gone when the stack stops.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 STATE_DIR = Path(os.environ.get("DISPATCH_LOCAL_DIR", ROOT / ".local"))
 HOST = "127.0.0.1"
 MESSENGER_TEXT = "This is a Facebook Messenger Message sent from the Dispatch API"
+#: How often the sweeper runs: the `sweep_overdue` schedule's rate on AWS.
+SWEEP_INTERVAL_SECONDS = 60.0
 
 
 def main() -> int:
@@ -39,6 +43,7 @@ def main() -> int:
     config = factory.create_config_obj(chalice_stage_name="local")
     app = config.chalice_app  # imports app.py and applies the stage's environment variables
     demo = _prepare(port, moto.endpoint_url)
+    stop_sweeper = _start_sweeper(SWEEP_INTERVAL_SECONDS)
     server = _local_server(app, config, port)
     _print_banner(port, demo)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -49,9 +54,38 @@ def main() -> int:
     finally:
         from chalicelib import bootstrap
 
+        stop_sweeper()
         bootstrap.local_timer().stop()
         moto.stop()
     return 0
+
+
+def _start_sweeper(interval: float) -> Callable[[], None]:
+    """Sweep every `interval` seconds on a daemon thread; returns the function that stops it.
+
+    `chalice local` never fires schedules, so without this a check the local timer gave up on
+    (its retries ran out) would strand its dispatch here while AWS would recover it. It runs the
+    same `sweep()` as the Lambda, which logs only when it found something.
+    """
+    from chalicelib.bootstrap import get_services
+
+    stopping = threading.Event()
+
+    def loop() -> None:
+        while not stopping.wait(interval):
+            try:
+                get_services().sweeper.sweep()
+            except Exception:  # the next minute's sweep may well succeed: keep the loop alive
+                logging.getLogger(__name__).exception("sweep failed")
+
+    thread = threading.Thread(target=loop, name="sweeper", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopping.set()
+        thread.join(timeout=5)  # let a sweep in progress finish before the emulator goes
+
+    return stop
 
 
 def _local_server(app: Any, config: Any, port: int) -> Any:

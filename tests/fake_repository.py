@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists
 from chalicelib.domain.model import Dispatch
@@ -54,6 +55,14 @@ class InMemoryDispatchRepository:
 
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
         return self._refs.get((provider, provider_message_id))
+
+    def overdue(self, cutoff: datetime, since: datetime) -> list[tuple[str, int]]:
+        due = [
+            (d.due_at, d.dispatch_uuid, d.current)
+            for d in self._dispatches.values()
+            if d.due_at is not None and since <= d.due_at <= cutoff
+        ]
+        return [(dispatch_uuid, current) for _, dispatch_uuid, current in sorted(due)]
 
     # --- test controls ---------------------------------------------------------------------
 

@@ -43,8 +43,9 @@ from chalicelib.domain.model import (
 
 DISPATCH_PREFIX = "DSP#"
 DISPATCH_SK = "DSP"
-#: Attributes the repository adds around the aggregate; decoding ignores them.
-_ENVELOPE = frozenset({"pk", "sk", "expires_at"})
+#: Attributes the repository adds around the aggregate (keys, TTL, the sweeper index's
+#: partition key); decoding ignores them.
+_ENVELOPE = frozenset({"pk", "sk", "expires_at", "due_minute"})
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -12,19 +12,30 @@ moto's transactions copy the whole table, which would slow the local stack down 
 
 Calls: `get` and `find_message` one GetItem, `add` one PutItem, `save` one PutItem plus one per
 message ref. Both kinds of item carry `expires_at` (creation + retention, epoch seconds) for TTL.
+
+A live dispatch item also carries `due_minute`, the minute of its `due_at`, which puts it in the
+sparse `due` index (see `dynamodb_table`). `overdue` reads that index one minute at a time: one
+Query (more only when a minute holds over 1 MB of index entries) per minute it covers, never a
+Scan, so a sweep costs the same however many dispatches the table holds.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import dispatch_codec
 from chalicelib.adapters.aws_errors import error_code, error_message
-from chalicelib.adapters.dynamodb_table import TTL_ATTRIBUTE, key
+from chalicelib.adapters.dynamodb_table import (
+    DUE_AT_ATTRIBUTE,
+    DUE_INDEX,
+    DUE_MINUTE_ATTRIBUTE,
+    TTL_ATTRIBUTE,
+    key,
+)
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists, DispatchTooLarge
 from chalicelib.domain.model import Dispatch
 from chalicelib.service.ports import MessageRef
@@ -38,7 +49,17 @@ _VERSION_MATCHES = {
 }
 #: A retried save of the same ref must succeed; a ref owned by another dispatch must not move.
 _REF_FREE_OR_OURS = "attribute_not_exists(pk) OR dispatch_uuid = :d"
-
+#: One minute of the `due` index, cut to [since, cutoff]; `current` is a reserved word.
+_DUE_IN_MINUTE = {
+    "IndexName": DUE_INDEX,
+    "KeyConditionExpression": "#m = :m AND #d BETWEEN :since AND :cutoff",
+    "ProjectionExpression": "pk, #c",
+    "ExpressionAttributeNames": {
+        "#m": DUE_MINUTE_ATTRIBUTE,
+        "#d": DUE_AT_ATTRIBUTE,
+        "#c": "current",
+    },
+}
 
 
 def message_key(provider: str, provider_message_id: str) -> dict[str, dict[str, str]]:
@@ -48,10 +69,19 @@ def message_key(provider: str, provider_message_id: str) -> dict[str, dict[str, 
 class DynamoDispatchRepository:
     """Dispatches and the message index in the single table."""
 
-    def __init__(self, client: Any, table_name: str, retention_days: int = 90) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        retention_days: int = 90,
+        *,
+        query_page_size: int | None = None,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._retention = timedelta(days=retention_days)
+        #: Items per Query page; None leaves it to DynamoDB (1 MB). Tests set it to page early.
+        self._page_size = query_page_size
 
     def get(self, dispatch_uuid: str) -> Dispatch | None:
         """Strongly consistent read. One GetItem."""
@@ -129,11 +159,48 @@ class DynamoDispatchRepository:
             step_index=int(item["step_index"]["N"]),
         )
 
+    def overdue(self, cutoff: datetime, since: datetime) -> list[tuple[str, int]]:
+        """(dispatch_uuid, current step) of every live dispatch due in [since, cutoff], oldest first.
+
+        One Query per minute from `since` to `cutoff`, each followed to its last page. The index
+        is eventually consistent: an entry may lag its dispatch by a moment, which is harmless to
+        a caller that re-reads the dispatch before acting (as `DispatchService.check` does).
+        """
+        if since > cutoff:
+            return []  # DynamoDB refuses a BETWEEN whose bounds are reversed
+        bounds = {
+            ":since": {"S": dispatch_codec.format_time(since)},
+            ":cutoff": {"S": dispatch_codec.format_time(cutoff)},
+        }
+        found: dict[tuple[str, int], None] = {}  # ordered, and an entry seen twice counts once
+        for minute in _minutes(since, cutoff):
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                **_DUE_IN_MINUTE,
+                "ExpressionAttributeValues": {":m": {"S": minute}, **bounds},
+            }
+            if self._page_size is not None:
+                query["Limit"] = self._page_size
+            while True:
+                page = self._client.query(**query)
+                for item in page.get("Items", ()):
+                    dispatch_uuid = item["pk"]["S"].removeprefix(dispatch_codec.DISPATCH_PREFIX)
+                    found[(dispatch_uuid, int(item["current"]["N"]))] = None
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return list(found)
+
     def _expires_at(self, dispatch: Dispatch) -> dict[str, str]:
         return {"N": str(int((dispatch.created_at + self._retention).timestamp()))}
 
     def _dispatch_item(self, dispatch: Dispatch) -> dict[str, Any]:
-        return {**dispatch_codec.encode(dispatch), TTL_ATTRIBUTE: self._expires_at(dispatch)}
+        item = {**dispatch_codec.encode(dispatch), TTL_ATTRIBUTE: self._expires_at(dispatch)}
+        # Cut from the stored string itself, so the bucket and the sort key can never disagree.
+        # A final dispatch has no due_at, so it gets no due_minute and leaves the index.
+        if DUE_AT_ATTRIBUTE in item:
+            item[DUE_MINUTE_ATTRIBUTE] = {"S": due_minute(item[DUE_AT_ATTRIBUTE]["S"])}
+        return item
 
     def _ref_put(self, dispatch: Dispatch, ref: MessageRef) -> dict[str, Any]:
         item = {
@@ -150,6 +217,21 @@ class DynamoDispatchRepository:
             "ConditionExpression": _REF_FREE_OR_OURS,
             "ExpressionAttributeValues": {":d": {"S": ref.dispatch_uuid}},
         }
+
+
+def due_minute(stored_time: str) -> str:
+    """The `due` index bucket of a stored time: `YYYY-MM-DDTHH:MM`, UTC."""
+    return stored_time[:16]
+
+
+def _minutes(since: datetime, cutoff: datetime) -> list[str]:
+    """Every minute bucket from the one holding `since` to the one holding `cutoff`."""
+    minute = since.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    buckets = []
+    while minute <= cutoff:
+        buckets.append(due_minute(dispatch_codec.format_time(minute)))
+        minute += timedelta(minutes=1)
+    return buckets
 
 
 def _unique_refs(dispatch_uuid: str, refs: Sequence[MessageRef]) -> list[MessageRef]:

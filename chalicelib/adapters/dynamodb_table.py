@@ -5,12 +5,21 @@ Items (all keys are strings):
     KEY#<api_key> / KEY                 api key index (Basic auth)
     DSP#<dispatch_uuid> / DSP           dispatch aggregate
     MSG#<provider>#<message_id> / MSG   message index (webhook correlation, strongly consistent)
+
+One global secondary index, `due`, serves the safety sweeper: a live dispatch carries
+`due_minute` (its `due_at` cut to the minute) and `due_at`; a final one carries neither, so only
+live dispatches are in the index. It projects `current` so a sweep never reads the items.
+
+`infra/dispatch.json` declares the same table for AWS; a test keeps the two equal.
 """
 from __future__ import annotations
 
 from typing import Any
 
 TTL_ATTRIBUTE = "expires_at"
+DUE_INDEX = "due"
+DUE_MINUTE_ATTRIBUTE = "due_minute"
+DUE_AT_ATTRIBUTE = "due_at"
 
 
 def key(pk: str, sk: str) -> dict[str, dict[str, str]]:
@@ -24,10 +33,22 @@ def create_table(client: Any, table_name: str) -> None:
         AttributeDefinitions=[
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": DUE_MINUTE_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": DUE_AT_ATTRIBUTE, "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": DUE_INDEX,
+                "KeySchema": [
+                    {"AttributeName": DUE_MINUTE_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": DUE_AT_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["current"]},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )

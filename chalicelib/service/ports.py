@@ -45,6 +45,13 @@ class DispatchRepository(Protocol):
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
         """Strongly consistent lookup of a message index item."""
 
+    def overdue(self, cutoff: datetime, since: datetime) -> list[tuple[str, int]]:
+        """(dispatch_uuid, current step index) of every dispatch whose due_at is in [since, cutoff].
+
+        Oldest first, each dispatch once. Final dispatches have no due_at, so they never appear.
+        May lag the latest saves (an eventually consistent index): callers re-read before acting.
+        """
+
 
 class ApplicationLookup(Protocol):
     def get(self, application_id: str) -> Application | None: ...

@@ -6,7 +6,7 @@ import json
 import stat
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -186,3 +186,65 @@ def test_text_output_lists_each_credential(env, capsys):
     out = capsys.readouterr().out
     for field in ("application_id", "api_key", "api_secret", "signature_secret"):
         assert field in out
+
+
+# --- sweep ------------------------------------------------------------------------------------
+
+
+def _stranded_dispatch(table_name: str, application_id: str, hours_ago: int) -> str:
+    """A WhatsApp -> SMS dispatch created `hours_ago` hours ago whose deadline check was lost."""
+    from chalicelib import bootstrap
+    from chalicelib.config import load_settings
+    from chalicelib.domain.model import Channel, Condition, StepSpec
+    from tests.fakes import FakeClock, RecordingTimer
+
+    settings = load_settings({"DISPATCH_TABLE": table_name})
+    then = FakeClock(datetime.now(timezone.utc) - timedelta(hours=hours_ago))
+    services = bootstrap.build_services(settings, timer=RecordingTimer(), clock=then)
+
+    def spec(channel: Channel, condition: Condition | None, expiry: int | None) -> StepSpec:
+        return StepSpec(
+            channel=channel,
+            to={"type": channel.value, "number": "447700900000"},
+            sender={"type": channel.value, "number": "447700900001"},
+            message={"content": {"type": "text", "text": "hello"}},
+            condition=condition,
+            expiry_time=expiry,
+        )
+
+    application = services.applications.get(application_id)
+    assert application is not None
+    specs = [spec(Channel.WHATSAPP, Condition.READ, 600), spec(Channel.SMS, None, None)]
+    return services.dispatches.create(application, specs)
+
+
+def test_sweep_redrives_a_dispatch_stranded_beyond_the_scheduled_look_back(
+    env, capsys, monkeypatch, ddb_client, table_name
+):
+    from chalicelib import bootstrap
+    from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository
+    from tests.fakes import RecordingTimer
+
+    timer = RecordingTimer()  # stands in for the stage's timer backend
+    monkeypatch.setattr(bootstrap, "build_timer", lambda settings: timer)
+    dispatch_uuid = _stranded_dispatch(table_name, create(capsys)["application_id"], hours_ago=3)
+    dispatches = DynamoDispatchRepository(ddb_client, table_name)
+
+    status, output, _ = run(capsys, "sweep", "--lookback-minutes", "60")
+    assert (status, output["found"]) == (0, 0)  # as far back as the schedule looks: not found
+    assert dispatches.get(dispatch_uuid).current == 0
+
+    status, output, _ = run(capsys, "sweep")
+
+    assert status == 0
+    assert output == {"lookback_minutes": 24 * 60, "found": 1, "redriven": 1, "failed": 0}
+    assert dispatches.get(dispatch_uuid).current == 1
+    assert [(u, step) for u, step, _ in timer.scheduled] == [(dispatch_uuid, 1), (dispatch_uuid, 1)]
+    assert run(capsys, "sweep")[1]["found"] == 0
+
+
+def test_sweep_refuses_a_look_back_below_one_minute(env, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        dispatch_admin.main(["sweep", "--lookback-minutes", "0"])
+    assert exit_info.value.code == 2
+    assert "at least 1" in capsys.readouterr().err

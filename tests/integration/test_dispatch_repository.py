@@ -266,3 +266,140 @@ def test_fake_can_lose_the_next_save_to_a_concurrent_writer():
     stored = repo.get(added.dispatch_uuid)
     assert (stored.status, stored.version) == (DispatchStatus.COMPLETED, 2)
     assert repo.save(sent(stored)).version == 3
+
+
+# --- the sweeper's index: overdue() -----------------------------------------------------------
+
+
+def uuid_n(n: int) -> str:
+    return f"4f1c2b8e-0000-4000-8000-{n:012d}"
+
+
+def due(n: int, at: datetime, current: int = 0) -> Dispatch:
+    """A live dispatch whose pending check is due at `at`, on step `current`."""
+    return dataclasses.replace(new_dispatch(uuid_n(n)), due_at=at, current=current)
+
+
+def finished(dispatch: Dispatch) -> Dispatch:
+    at = T0 + timedelta(seconds=30)
+    return dataclasses.replace(
+        dispatch, status=DispatchStatus.COMPLETED, due_at=None, ended_at=at, updated_at=at
+    )
+
+
+class TestOverdueContract:
+    def test_lists_what_is_due_in_the_window_with_its_step_oldest_first(self, repo):
+        since, cutoff = T0, T0 + timedelta(minutes=5)
+        micro = timedelta(microseconds=1)
+        repo.add(due(1, T0 + timedelta(minutes=3), current=1))
+        repo.add(due(2, T0 + timedelta(minutes=1)))
+        repo.add(due(3, since))  # both ends are inclusive
+        repo.add(due(4, cutoff))
+        repo.add(due(5, since - micro))  # same minute as `since`, but before it
+        repo.add(due(6, cutoff + micro))  # same minute as `cutoff`, but after it
+        repo.add(due(7, T0 + timedelta(minutes=10)))
+
+        assert repo.overdue(cutoff, since) == [
+            (uuid_n(3), 0),
+            (uuid_n(2), 0),
+            (uuid_n(1), 1),
+            (uuid_n(4), 0),
+        ]
+
+    def test_a_final_dispatch_is_not_listed(self, repo):
+        window = (T0 + timedelta(hours=1), T0 - timedelta(hours=1))
+        added = repo.add(due(1, T0 + timedelta(minutes=1)))
+        assert repo.overdue(*window) == [(uuid_n(1), 0)]
+
+        repo.save(finished(added))
+
+        assert repo.overdue(*window) == []
+
+    def test_a_dispatch_whose_due_at_moves_leaves_its_old_minute(self, repo):
+        added = repo.add(due(1, T0 + timedelta(minutes=1)))
+
+        repo.save(dataclasses.replace(added, due_at=T0 + timedelta(minutes=30), current=1))
+
+        assert repo.overdue(T0 + timedelta(minutes=10), T0) == []
+        assert repo.overdue(T0 + timedelta(minutes=40), T0) == [(uuid_n(1), 1)]
+
+    def test_minutes_across_an_hour_and_a_day_boundary(self, repo):
+        midnight = datetime(2025, 3, 2, 0, 0, tzinfo=timezone.utc)
+        times = [
+            midnight - timedelta(seconds=61),
+            midnight - timedelta(microseconds=1),
+            midnight,
+            midnight + timedelta(seconds=59, microseconds=999_999),
+            midnight + timedelta(seconds=60),
+        ]
+        for n, at in enumerate(times):
+            repo.add(due(n, at))
+
+        listed = repo.overdue(midnight + timedelta(seconds=60), midnight - timedelta(seconds=90))
+
+        assert listed == [(uuid_n(n), 0) for n in range(len(times))]
+
+    def test_a_reversed_window_lists_nothing(self, repo):
+        repo.add(due(1, T0))
+
+        assert repo.overdue(T0 - timedelta(seconds=1), T0) == []
+
+
+def _count_queries(ddb_client) -> list[dict]:
+    """Every Query's parameters, and a Scan would fail the test outright."""
+    queries: list[dict] = []
+
+    def record(params, **_):
+        queries.append(dict(params))
+
+    def refuse(**_):
+        raise AssertionError("the sweeper must never Scan the table")
+
+    ddb_client.meta.events.register("provide-client-params.dynamodb.Query", record)
+    ddb_client.meta.events.register("provide-client-params.dynamodb.Scan", refuse)
+    return queries
+
+
+def test_a_live_dispatch_carries_its_due_minute_and_a_final_one_none(dynamo, ddb_client, table_name):
+    at = datetime(2025, 3, 1, 12, 34, 56, 789, tzinfo=timezone.utc)
+    added = dynamo.add(due(1, at))
+    item = _raw(ddb_client, table_name, dispatch_key(added.dispatch_uuid))
+    assert item["due_minute"] == {"S": "2025-03-01T12:34"}
+    assert item["due_at"] == {"S": "2025-03-01T12:34:56.000789Z"}
+    assert decode(item) == added  # due_minute is envelope, not part of the dispatch
+
+    dynamo.save(finished(added))
+
+    item = _raw(ddb_client, table_name, dispatch_key(added.dispatch_uuid))
+    assert "due_minute" not in item and "due_at" not in item
+
+
+def test_overdue_is_one_index_query_per_minute_and_never_a_scan(dynamo, ddb_client):
+    dynamo.add(due(1, T0 + timedelta(minutes=30)))
+    queries = _count_queries(ddb_client)
+
+    listed = dynamo.overdue(T0 + timedelta(minutes=59), T0)
+
+    assert listed == [(uuid_n(1), 0)]
+    minutes = [q["ExpressionAttributeValues"][":m"]["S"] for q in queries]
+    assert minutes == [f"2025-03-01T12:{m:02d}" for m in range(60)]
+    assert {q["IndexName"] for q in queries} == {"due"}
+    # Every name and value goes through a placeholder (`current` is a reserved word).
+    assert all("current" not in q["ProjectionExpression"] for q in queries)
+    assert all("due_at" not in q["KeyConditionExpression"] for q in queries)
+
+
+def test_overdue_follows_every_page_of_a_busy_minute(ddb_client, table_name):
+    repo = DynamoDispatchRepository(ddb_client, table_name, query_page_size=2)
+    for n in range(5):
+        repo.add(due(n, T0 + timedelta(seconds=n)))
+    repo.add(due(9, T0 + timedelta(minutes=1)))
+    queries = _count_queries(ddb_client)
+
+    listed = repo.overdue(T0 + timedelta(minutes=1), T0)
+
+    assert listed == [(uuid_n(n), 0) for n in (0, 1, 2, 3, 4, 9)]
+    first_minute = [q for q in queries if q["ExpressionAttributeValues"][":m"]["S"].endswith("12:00")]
+    assert len(first_minute) == 3  # 2 + 2 + 1 items
+    assert "ExclusiveStartKey" not in first_minute[0]
+    assert all("ExclusiveStartKey" in q for q in first_minute[1:])

@@ -1,0 +1,36 @@
+"""The scheduled sweep: what the `sweep_overdue` Lambda runs once a minute.
+
+It only runs the sweeper that bootstrap built and reports the counts as CloudWatch metrics, in
+Embedded Metric Format (a JSON line on stdout that CloudWatch Logs turns into metrics: no
+PutMetricData call, no extra permission). `OverdueStepsFound` above zero means a timer lost a
+check, and `OverdueChecksFailed` above zero means a dispatch could not be moved on: both are
+worth an alarm. Every run emits all three, zeros included, so an alarm can tell "nothing went
+wrong" from "the sweep did not run".
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+NAMESPACE = "Dispatch"
+
+
+def run_sweep(event: Any) -> dict[str, int]:
+    """One sweep with the configured look-back; the schedule's event carries nothing we need."""
+    from chalicelib.bootstrap import get_services
+
+    result = get_services().sweeper.sweep()
+    counts = {"found": result.found, "redriven": result.redriven, "failed": result.failed}
+    _emit_metrics(counts)
+    return counts
+
+
+def _emit_metrics(counts: dict[str, int]) -> None:
+    # Built per call, not at import: Powertools' `Metrics` keeps one metric set per process,
+    # which a warm Lambda would carry over between invocations if a flush were ever missed.
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service="dispatch")
+    metrics.add_metric(name="OverdueStepsFound", unit=MetricUnit.Count, value=counts["found"])
+    metrics.add_metric(name="OverdueStepsRedriven", unit=MetricUnit.Count, value=counts["redriven"])
+    metrics.add_metric(name="OverdueChecksFailed", unit=MetricUnit.Count, value=counts["failed"])
+    metrics.flush_metrics()

@@ -1,0 +1,81 @@
+"""The safety sweeper: re-drives the checks a timer lost, so no dispatch is ever stranded.
+
+A timer backend can drop a check (a failed StartExecution, a crash between save and schedule, a
+local stack restarted) and the AWS backends deliberately leave backstop checks to this sweep.
+Every live dispatch keeps `due_at`, the time of its pending check, so anything still due long
+after that time has lost its check. The sweeper runs the very same `DispatchService.check` the
+timer would have run; a check is idempotent, so a timer firing at the same moment is harmless.
+
+The grace period keeps the sweeper out of the timers' way: a check only a little late (EventBridge
+Scheduler's can be up to a minute) still belongs to its timer. The look-back bounds each sweep's
+cost; a dispatch stranded for longer than that needs `dispatch_admin sweep --lookback-minutes`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from chalicelib.service.dispatches import DispatchService
+from chalicelib.service.ports import Clock, DispatchRepository
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    #: Overdue (dispatch, step) pairs the index listed.
+    found: int
+    #: Checks that ran to the end. A check that found nothing left to do counts too: the index
+    #: may lag a save that already moved the dispatch on.
+    redriven: int
+    #: Checks that raised; the next sweep tries them again while they stay overdue.
+    failed: int
+
+
+class Sweeper:
+    def __init__(
+        self,
+        repository: DispatchRepository,
+        dispatches: DispatchService,
+        clock: Clock,
+        grace_seconds: int,
+        lookback_minutes: int,
+    ) -> None:
+        self._repo = repository
+        self._dispatches = dispatches
+        self._clock = clock
+        self._grace = timedelta(seconds=grace_seconds)
+        self._lookback_minutes = lookback_minutes
+
+    def sweep(self, lookback_minutes: int | None = None) -> SweepResult:
+        """Run the check of every step due more than the grace period ago, within the look-back."""
+        cutoff = self._clock.now() - self._grace
+        lookback = self._lookback_minutes if lookback_minutes is None else lookback_minutes
+        since = cutoff - timedelta(minutes=lookback)
+        overdue = self._repo.overdue(cutoff, since)
+        failed = 0
+        for dispatch_uuid, step_index in overdue:
+            try:
+                self._dispatches.check(dispatch_uuid, step_index)
+            except Exception:
+                # One broken dispatch must not strand the rest behind it; it stays overdue, so
+                # the next sweep tries it again.
+                failed += 1
+                logger.exception(
+                    "overdue check failed",
+                    extra={"dispatch_uuid": dispatch_uuid, "step_index": step_index},
+                )
+        result = SweepResult(found=len(overdue), redriven=len(overdue) - failed, failed=failed)
+        if overdue:
+            # Silent when idle: it runs every minute, and a found step means a timer lost one.
+            logger.info(
+                "sweep re-drove overdue checks",
+                extra={
+                    "found": result.found,
+                    "redriven": result.redriven,
+                    "failed": result.failed,
+                    "lookback_minutes": lookback,
+                },
+            )
+        return result

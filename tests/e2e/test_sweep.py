@@ -1,0 +1,52 @@
+"""The `sweep_overdue` schedule through the Lambda handler: a lost check is re-driven and counted."""
+from __future__ import annotations
+
+import json
+
+from tests.e2e.test_api import MESSENGER_TO_SMS, create, view, with_expiry
+
+
+def scheduled_event(stack) -> dict:
+    return stack.client.events.generate_cw_event(
+        source="aws.events",
+        detail_type="Scheduled Event",
+        detail={},
+        resources=["arn:aws:events:eu-west-1:123456789012:rule/dispatch-sweep_overdue"],
+    )
+
+
+def emitted_metrics(out: str) -> list[dict]:
+    """The EMF documents among the captured stdout lines (log lines are JSON too)."""
+    lines = (json.loads(line) for line in out.splitlines() if line.startswith("{"))
+    return [doc for doc in lines if "_aws" in doc]
+
+
+def test_the_schedule_redrives_a_lost_check_and_reports_it_as_a_metric(stack, capsys):
+    dispatch_uuid = create(stack, with_expiry(MESSENGER_TO_SMS, 15))
+    stack.timer.pending.clear()  # the timer lost the deadline's check
+    grace = stack.services.settings.sweep_grace_seconds
+    stack.clock.advance(15 + grace + 1)
+    capsys.readouterr()
+
+    result = stack.client.lambda_.invoke("sweep_overdue", scheduled_event(stack))
+
+    assert result.payload == {"found": 1, "redriven": 1, "failed": 0}
+    first, second = view(stack, dispatch_uuid)["messages"]
+    assert first["outcome"] == "expired" and second["phase"] == "waiting"
+    [metrics] = emitted_metrics(capsys.readouterr().out)
+    assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Dispatch"
+    units = {m["Name"]: m["Unit"] for m in metrics["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units == {
+        "OverdueStepsFound": "Count",
+        "OverdueStepsRedriven": "Count",
+        "OverdueChecksFailed": "Count",
+    }
+    # Powertools writes each value as the list of the data points it aggregated.
+    assert (metrics["OverdueStepsFound"], metrics["OverdueStepsRedriven"]) == ([1], [1])
+    assert metrics["OverdueChecksFailed"] == [0]
+
+    again = stack.client.lambda_.invoke("sweep_overdue", scheduled_event(stack))
+
+    assert again.payload == {"found": 0, "redriven": 0, "failed": 0}
+    [quiet] = emitted_metrics(capsys.readouterr().out)
+    assert quiet["OverdueStepsRedriven"] == [0]  # zeros too: a missing data point means no sweep

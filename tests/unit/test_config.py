@@ -1,0 +1,82 @@
+"""Settings from the environment: defaults, the timer backends' required settings, and the
+stages of .chalice/config.json together with what the merge template provides on AWS."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chalicelib.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = {"DISPATCH_TABLE": "t"}
+STEP_FUNCTIONS = {"DISPATCH_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:m"}
+SCHEDULER = {
+    "DISPATCH_SCHEDULE_GROUP": "checks",
+    "DISPATCH_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/invoke",
+    "DISPATCH_CHECK_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:check",
+}
+
+
+def test_defaults_are_the_local_stack():
+    settings = load_settings(BASE)
+    assert settings.timer_backend == "local"
+    assert (settings.sweep_grace_seconds, settings.sweep_lookback_minutes) == (90, 60)
+    assert settings.state_machine_arn is None and settings.schedule_group is None
+
+
+def test_step_functions_needs_its_state_machine():
+    with pytest.raises(ConfigError, match="DISPATCH_STATE_MACHINE_ARN"):
+        load_settings({**BASE, "DISPATCH_TIMER_BACKEND": "stepfunctions"})
+    settings = load_settings({**BASE, "DISPATCH_TIMER_BACKEND": "stepfunctions", **STEP_FUNCTIONS})
+    assert settings.state_machine_arn == STEP_FUNCTIONS["DISPATCH_STATE_MACHINE_ARN"]
+
+
+@pytest.mark.parametrize("missing", sorted(SCHEDULER))
+def test_scheduler_needs_its_group_role_and_target(missing):
+    environ = {**BASE, "DISPATCH_TIMER_BACKEND": "scheduler", **SCHEDULER}
+    del environ[missing]
+    with pytest.raises(ConfigError, match=missing):
+        load_settings(environ)
+
+
+def test_a_backend_ignores_the_other_backends_settings():
+    settings = load_settings({**BASE, "DISPATCH_TIMER_BACKEND": "scheduler", **SCHEDULER, **STEP_FUNCTIONS})
+    assert settings.timer_backend == "scheduler" and settings.schedule_group == "checks"
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DISPATCH_TIMER_BACKEND", "cron"),
+        ("DISPATCH_SWEEP_GRACE_SECONDS", "-1"),
+        ("DISPATCH_SWEEP_LOOKBACK_MINUTES", "0"),
+        ("DISPATCH_SWEEP_LOOKBACK_MINUTES", "an hour"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_settings({**BASE, name: value})
+
+
+def _stage_environment(stage: str) -> dict[str, str]:
+    """What a stage's Lambda sees: config.json's variables, then the merge template's globals."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    environ = {**config.get("environment_variables", {})}
+    environ.update(config["stages"][stage].get("environment_variables", {}))
+    template = json.loads((ROOT / "infra" / "dispatch.json").read_text())
+    provided = template["Globals"]["Function"]["Environment"]["Variables"]
+    # The template's values are references, resolved at deploy time: any string stands in.
+    clashes = sorted(set(provided) & set(environ))
+    assert not clashes, f"config.json would override the template's references: {clashes}"
+    environ.update({name: f"resolved-{name}" for name in provided})
+    return environ
+
+
+@pytest.mark.parametrize("stage, backend", [("prod", "stepfunctions"), ("dev", "scheduler")])
+def test_each_aws_stage_gets_every_setting_its_timer_needs_from_the_template(stage, backend):
+    settings = load_settings(_stage_environment(stage))
+    assert settings.timer_backend == backend
+    assert settings.stage == stage
+    assert not settings.sandbox_routes  # the sandbox is for the local stack only

@@ -1,0 +1,181 @@
+"""The safety sweeper over in-memory fakes: lost checks are re-driven once, and only those."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from chalicelib.domain.model import (
+    Channel,
+    Condition,
+    DispatchStatus,
+    MessageStatus,
+    Outcome,
+    Phase,
+    StatusEvent,
+    StepSpec,
+)
+from chalicelib.service.ports import ProviderError
+from chalicelib.service.sweeper import Sweeper, SweepResult
+from tests.service_harness import Harness
+
+GRACE = 90
+LOOKBACK_MINUTES = 60
+NOTHING = SweepResult(found=0, redriven=0, failed=0)
+TEXT = "a message nobody else may read"
+
+
+def spec(channel: Channel, condition: Condition | None = None, expiry: int | None = None) -> StepSpec:
+    return StepSpec(
+        channel=channel,
+        to={"type": channel.value, "number": "447700900000"},
+        sender={"type": channel.value, "number": "447700900001"},
+        message={"content": {"type": "text", "text": TEXT}},
+        condition=condition,
+        expiry_time=expiry,
+    )
+
+
+def whatsapp_then_sms(expiry: int = 600) -> list[StepSpec]:
+    return [spec(Channel.WHATSAPP, Condition.READ, expiry), spec(Channel.SMS)]
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+@pytest.fixture
+def sweeper(h: Harness) -> Sweeper:
+    return Sweeper(h.repo, h.service, h.clock, grace_seconds=GRACE, lookback_minutes=LOOKBACK_MINUTES)
+
+
+def lose_timers(h: Harness) -> None:
+    """Every pending check is lost, as with a failed StartExecution: the timer never fires."""
+    h.timer.pending.clear()
+
+
+def sent_steps(h: Harness) -> list[int]:
+    return [m.step_index for m in h.provider.accepted]
+
+
+def test_a_lost_deadline_is_redriven_exactly_once(h, sweeper):
+    uuid = h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+    h.clock.advance(600 + GRACE + 1)
+
+    assert sweeper.sweep() == SweepResult(found=1, redriven=1, failed=0)
+
+    d = h.dispatch(uuid)
+    assert sent_steps(h) == [0, 1]
+    assert d.steps[0].outcome is Outcome.EXPIRED and d.steps[0].phase is Phase.FAILED
+    assert d.current == 1 and d.steps[1].phase is Phase.WAITING
+    assert sweeper.sweep() == NOTHING  # the next step is due an hour from now
+    h.service.check(uuid, 0)  # the lost check turning up after all changes nothing
+    assert sent_steps(h) == [0, 1]
+    assert [p["status"] for p in h.callbacks.statuses(uuid)] == ["submitted", "submitted"]
+
+
+def test_a_lost_retry_is_redriven(h, sweeper):
+    h.provider.fail_next(ProviderError("throttled", permanent=False, code="429"))
+    uuid = h.service.create(h.app, whatsapp_then_sms())
+    lose_timers(h)
+    h.clock.advance(2 + GRACE + 1)
+
+    assert sweeper.sweep() == SweepResult(found=1, redriven=1, failed=0)
+
+    d = h.dispatch(uuid)
+    assert sent_steps(h) == [0] and d.steps[0].attempts == 2
+    assert d.steps[0].phase is Phase.WAITING
+
+
+def test_a_lost_report_limit_ends_the_dispatch_with_one_error_report(h, sweeper):
+    uuid = h.service.create(h.app, [spec(Channel.SMS)])
+    lose_timers(h)
+    h.clock.advance(h.policy.last_step_report_seconds + GRACE + 1)
+
+    assert sweeper.sweep().redriven == 1
+    assert sweeper.sweep() == NOTHING
+
+    d = h.dispatch(uuid)
+    assert d.status is DispatchStatus.ERROR and d.steps[0].outcome is Outcome.NO_REPORT
+    assert [r["status"] for r in h.callbacks.final_reports(uuid)] == ["error"]
+
+
+@pytest.mark.parametrize(("late", "found"), [(GRACE - 1, 0), (GRACE, 1)])
+def test_a_check_within_its_grace_period_is_left_to_its_timer(h, sweeper, late, found):
+    uuid = h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    h.clock.advance(600 + late)
+
+    assert sweeper.sweep().found == found
+
+    if not found:
+        assert sent_steps(h) == [0] and h.dispatch(uuid).current == 0
+        h.advance(0)  # the timer, a little late, still does its job
+        assert sent_steps(h) == [0, 1]
+
+
+def test_a_final_dispatch_is_never_touched(h, sweeper, monkeypatch):
+    uuid = h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    h.status(uuid, 0, StatusEvent(MessageStatus.READ))
+    assert h.dispatch(uuid).status is DispatchStatus.COMPLETED
+    checks: list[tuple[str, int]] = []
+    monkeypatch.setattr(h.service, "check", lambda *args: checks.append(args))
+    saves = h.repo.saves
+
+    for minutes in (10, 30, 59):
+        h.clock.advance(minutes * 60)
+        assert sweeper.sweep() == NOTHING
+
+    assert checks == [] and h.repo.saves == saves
+
+
+def test_a_failing_check_is_counted_and_the_others_still_run(h, sweeper, monkeypatch, caplog):
+    uuids = [h.service.create(h.app, whatsapp_then_sms()) for _ in range(3)]
+    broken = uuids[1]
+    lose_timers(h)
+    h.clock.advance(600 + GRACE + 1)
+    real_check = h.service.check
+
+    def check(dispatch_uuid: str, step_index: int) -> None:
+        if dispatch_uuid == broken:
+            raise RuntimeError("table throttled")
+        real_check(dispatch_uuid, step_index)
+
+    monkeypatch.setattr(h.service, "check", check)
+    caplog.set_level(logging.INFO, logger="chalicelib.service.sweeper")
+
+    assert sweeper.sweep() == SweepResult(found=3, redriven=2, failed=1)
+
+    assert [h.dispatch(u).current for u in uuids] == [1, 0, 1]
+    [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert (failure.dispatch_uuid, failure.step_index) == (broken, 0)
+    assert TEXT not in caplog.text
+    monkeypatch.setattr(h.service, "check", real_check)
+    assert sweeper.sweep() == SweepResult(found=1, redriven=1, failed=0)  # still overdue: retried
+    assert h.dispatch(broken).current == 1
+
+
+def test_a_dispatch_stranded_beyond_the_look_back_needs_a_longer_one(h, sweeper):
+    uuid = h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+    h.clock.advance(600 + GRACE + (LOOKBACK_MINUTES + 1) * 60)
+
+    assert sweeper.sweep() == NOTHING
+    assert sweeper.sweep(lookback_minutes=LOOKBACK_MINUTES + 2).redriven == 1
+    assert h.dispatch(uuid).current == 1
+
+
+def test_it_logs_a_summary_only_when_it_found_something(h, sweeper, caplog):
+    caplog.set_level(logging.INFO, logger="chalicelib.service.sweeper")
+    h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+
+    sweeper.sweep()
+    assert caplog.records == []
+
+    h.clock.advance(600 + GRACE)
+    sweeper.sweep()
+    [summary] = caplog.records
+    assert summary.levelno == logging.INFO
+    assert (summary.found, summary.redriven, summary.failed) == (1, 1, 0)
