@@ -4,7 +4,8 @@ Run from the repository root:  .venv/bin/python scripts/dispatch_admin.py <comma
 
 It talks to whatever AWS the environment points at: DISPATCH_TABLE (required) names the table,
 DISPATCH_SECRET_PREFIX (default "dispatch") prefixes signature secret names, and the usual AWS_*
-variables choose account, region and endpoint (AWS_ENDPOINT_URL for the local stack).
+variables choose account, region and endpoint (AWS_ENDPOINT_URL for the local stack). With
+`--stack NAME` the DISPATCH_* settings come from that deployed stack instead.
 Secrets are printed once, here, and stored nowhere in clear.
 
 `sweep` runs the service itself, so it reads the same settings as the deployed functions: set
@@ -199,7 +200,7 @@ def cmd_sweep(args: argparse.Namespace, _: ApplicationRepository, __: SecretStor
     from chalicelib.bootstrap import build_services
     from chalicelib.config import load_settings
 
-    services = build_services(load_settings(os.environ))
+    services = build_services(load_settings(args.environ))
     with _problems_on_stderr():
         result = services.sweeper.sweep(lookback_minutes=args.lookback_minutes)
     _print(
@@ -209,6 +210,7 @@ def cmd_sweep(args: argparse.Namespace, _: ApplicationRepository, __: SecretStor
             "found": result.found,
             "redriven": result.redriven,
             "failed": result.failed,
+            "lost": result.lost,
         },
     )
     return 1 if result.failed else 0
@@ -246,6 +248,10 @@ def _url_or_clear(value: str) -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatch_admin", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--stack",
+        help="a deployed stack: read its DISPATCH_* settings from its failover-check function",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -292,13 +298,37 @@ def _adapters(table_name: str) -> tuple[ApplicationRepository, SecretStore]:
     return apps, SecretsManagerStore(boto3.client("secretsmanager"))
 
 
+def _stack_settings(stack: str) -> dict[str, str]:
+    """The DISPATCH_* settings a deployed stack's Lambdas run with, resolved by CloudFormation.
+
+    Read from the failover-check function (named `<stack>-failover-check` by the template), so
+    the operator works on the same table, secrets and timer as the service without copying
+    names by hand. Needs lambda:GetFunctionConfiguration; the variables hold no secrets.
+    """
+    import boto3
+
+    config = boto3.client("lambda").get_function_configuration(
+        FunctionName=f"{stack}-failover-check"
+    )
+    variables = config.get("Environment", {}).get("Variables", {})
+    return {name: value for name, value in variables.items() if name.startswith("DISPATCH_")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    table_name = os.environ.get("DISPATCH_TABLE", "").strip()
+    args.environ = dict(os.environ)
+    if args.stack:
+        try:
+            # What the caller set explicitly still wins over the stack's values.
+            args.environ = {**_stack_settings(args.stack), **os.environ}
+        except (BotoCoreError, ClientError) as error:
+            print(f"error: cannot read stack {args.stack!r}: {error}", file=sys.stderr)
+            return 1
+    table_name = args.environ.get("DISPATCH_TABLE", "").strip()
     if not table_name:
-        print("error: set DISPATCH_TABLE to the name of the dispatch table", file=sys.stderr)
+        print("error: set DISPATCH_TABLE (or --stack) to find the dispatch table", file=sys.stderr)
         return 2
-    args.secret_prefix = os.environ.get("DISPATCH_SECRET_PREFIX") or DEFAULT_SECRET_PREFIX
+    args.secret_prefix = args.environ.get("DISPATCH_SECRET_PREFIX") or DEFAULT_SECRET_PREFIX
     try:
         apps, secrets = _adapters(table_name)
         status = args.handler(args, apps, secrets)

@@ -15,7 +15,8 @@ from datetime import datetime
 
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists
 from chalicelib.domain.model import Dispatch
-from chalicelib.service.ports import MessageRef
+from chalicelib.domain.transitions import pending_check
+from chalicelib.service.ports import MessageRef, OverdueCheck
 
 Mutator = Callable[[Dispatch], Dispatch]
 
@@ -56,13 +57,18 @@ class InMemoryDispatchRepository:
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
         return self._refs.get((provider, provider_message_id))
 
-    def overdue(self, cutoff: datetime, since: datetime) -> list[tuple[str, int]]:
-        due = [
-            (d.due_at, d.dispatch_uuid, d.current)
+    def overdue(self, cutoff: datetime, since: datetime) -> list[OverdueCheck]:
+        due = sorted(
+            (d.due_at, d.dispatch_uuid, d)
             for d in self._dispatches.values()
             if d.due_at is not None and since <= d.due_at <= cutoff
-        ]
-        return [(dispatch_uuid, current) for _, dispatch_uuid, current in sorted(due)]
+        )
+        checks = []
+        for _, dispatch_uuid, dispatch in due:
+            check = pending_check(dispatch)
+            backstop = check is not None and check.backstop
+            checks.append(OverdueCheck(dispatch_uuid, dispatch.current, backstop))
+        return checks
 
     # --- test controls ---------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ DISPATCH_PREFIX = "DSP#"
 DISPATCH_SK = "DSP"
 #: Attributes the repository adds around the aggregate (keys, TTL, the sweeper index's
 #: partition key); decoding ignores them.
-_ENVELOPE = frozenset({"pk", "sk", "expires_at", "due_minute"})
+_ENVELOPE = frozenset({"pk", "sk", "expires_at", "due_minute", "due_backstop"})
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -31,6 +31,7 @@ from chalicelib.adapters import dispatch_codec
 from chalicelib.adapters.aws_errors import error_code, error_message
 from chalicelib.adapters.dynamodb_table import (
     DUE_AT_ATTRIBUTE,
+    DUE_BACKSTOP_ATTRIBUTE,
     DUE_INDEX,
     DUE_MINUTE_ATTRIBUTE,
     TTL_ATTRIBUTE,
@@ -38,7 +39,8 @@ from chalicelib.adapters.dynamodb_table import (
 )
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists, DispatchTooLarge
 from chalicelib.domain.model import Dispatch
-from chalicelib.service.ports import MessageRef
+from chalicelib.domain.transitions import pending_check
+from chalicelib.service.ports import MessageRef, OverdueCheck
 
 MESSAGE_PREFIX = "MSG#"
 MESSAGE_SK = "MSG"
@@ -53,11 +55,12 @@ _REF_FREE_OR_OURS = "attribute_not_exists(pk) OR dispatch_uuid = :d"
 _DUE_IN_MINUTE = {
     "IndexName": DUE_INDEX,
     "KeyConditionExpression": "#m = :m AND #d BETWEEN :since AND :cutoff",
-    "ProjectionExpression": "pk, #c",
+    "ProjectionExpression": "pk, #c, #b",
     "ExpressionAttributeNames": {
         "#m": DUE_MINUTE_ATTRIBUTE,
         "#d": DUE_AT_ATTRIBUTE,
         "#c": "current",
+        "#b": DUE_BACKSTOP_ATTRIBUTE,
     },
 }
 
@@ -159,8 +162,8 @@ class DynamoDispatchRepository:
             step_index=int(item["step_index"]["N"]),
         )
 
-    def overdue(self, cutoff: datetime, since: datetime) -> list[tuple[str, int]]:
-        """(dispatch_uuid, current step) of every live dispatch due in [since, cutoff], oldest first.
+    def overdue(self, cutoff: datetime, since: datetime) -> list[OverdueCheck]:
+        """The pending check of every live dispatch due in [since, cutoff], oldest first.
 
         One Query per minute from `since` to `cutoff`, each followed to its last page. The index
         is eventually consistent: an entry may lag its dispatch by a moment, which is harmless to
@@ -172,7 +175,7 @@ class DynamoDispatchRepository:
             ":since": {"S": dispatch_codec.format_time(since)},
             ":cutoff": {"S": dispatch_codec.format_time(cutoff)},
         }
-        found: dict[tuple[str, int], None] = {}  # ordered, and an entry seen twice counts once
+        found: dict[OverdueCheck, None] = {}  # ordered, and an entry seen twice counts once
         for minute in _minutes(since, cutoff):
             query: dict[str, Any] = {
                 "TableName": self._table,
@@ -185,7 +188,8 @@ class DynamoDispatchRepository:
                 page = self._client.query(**query)
                 for item in page.get("Items", ()):
                     dispatch_uuid = item["pk"]["S"].removeprefix(dispatch_codec.DISPATCH_PREFIX)
-                    found[(dispatch_uuid, int(item["current"]["N"]))] = None
+                    backstop = item.get(DUE_BACKSTOP_ATTRIBUTE, {}).get("BOOL", False)
+                    found[OverdueCheck(dispatch_uuid, int(item["current"]["N"]), backstop)] = None
                 if "LastEvaluatedKey" not in page:
                     break
                 query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -200,6 +204,8 @@ class DynamoDispatchRepository:
         # A final dispatch has no due_at, so it gets no due_minute and leaves the index.
         if DUE_AT_ATTRIBUTE in item:
             item[DUE_MINUTE_ATTRIBUTE] = {"S": due_minute(item[DUE_AT_ATTRIBUTE]["S"])}
+            check = pending_check(dispatch)
+            item[DUE_BACKSTOP_ATTRIBUTE] = {"BOOL": check is not None and check.backstop}
         return item
 
     def _ref_put(self, dispatch: Dispatch, ref: MessageRef) -> dict[str, Any]:

@@ -8,7 +8,8 @@ Items (all keys are strings):
 
 One global secondary index, `due`, serves the safety sweeper: a live dispatch carries
 `due_minute` (its `due_at` cut to the minute) and `due_at`; a final one carries neither, so only
-live dispatches are in the index. It projects `current` so a sweep never reads the items.
+live dispatches are in the index. It projects `current` and `due_backstop` (whether the pending
+check is one the AWS timers leave to the sweeper) so a sweep never reads the items.
 
 `infra/dispatch.json` declares the same table for AWS; a test keeps the two equal.
 """
@@ -20,6 +21,7 @@ TTL_ATTRIBUTE = "expires_at"
 DUE_INDEX = "due"
 DUE_MINUTE_ATTRIBUTE = "due_minute"
 DUE_AT_ATTRIBUTE = "due_at"
+DUE_BACKSTOP_ATTRIBUTE = "due_backstop"
 
 
 def key(pk: str, sk: str) -> dict[str, dict[str, str]]:
@@ -47,7 +49,10 @@ def create_table(client: Any, table_name: str) -> None:
                     {"AttributeName": DUE_MINUTE_ATTRIBUTE, "KeyType": "HASH"},
                     {"AttributeName": DUE_AT_ATTRIBUTE, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["current"]},
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": ["current", DUE_BACKSTOP_ATTRIBUTE],
+                },
             }
         ],
         BillingMode="PAY_PER_REQUEST",

@@ -2,10 +2,11 @@
 
 It only runs the sweeper that bootstrap built and reports the counts as CloudWatch metrics, in
 Embedded Metric Format (a JSON line on stdout that CloudWatch Logs turns into metrics: no
-PutMetricData call, no extra permission). `OverdueStepsFound` above zero means a timer lost a
-check, and `OverdueChecksFailed` above zero means a dispatch could not be moved on: both are
-worth an alarm. Every run emits all three, zeros included, so an alarm can tell "nothing went
-wrong" from "the sweep did not run".
+PutMetricData call, no extra permission). `TimerChecksLost` above zero means a timer lost a
+check it owned, and `OverdueChecksFailed` above zero means a dispatch could not be moved on: both
+are worth an alarm. `OverdueStepsFound` also counts backstops (send guards, report limits) that
+the AWS timers leave to the sweep by design. Every run emits every metric, zeros included, so an
+alarm can tell "nothing went wrong" from "the sweep did not run".
 """
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ def run_sweep(event: Any) -> dict[str, int]:
     from chalicelib.bootstrap import get_services
 
     result = get_services().sweeper.sweep()
-    counts = {"found": result.found, "redriven": result.redriven, "failed": result.failed}
+    counts = {
+        "found": result.found,
+        "redriven": result.redriven,
+        "failed": result.failed,
+        "lost": result.lost,
+    }
     _emit_metrics(counts)
     return counts
 
@@ -33,4 +39,5 @@ def _emit_metrics(counts: dict[str, int]) -> None:
     metrics.add_metric(name="OverdueStepsFound", unit=MetricUnit.Count, value=counts["found"])
     metrics.add_metric(name="OverdueStepsRedriven", unit=MetricUnit.Count, value=counts["redriven"])
     metrics.add_metric(name="OverdueChecksFailed", unit=MetricUnit.Count, value=counts["failed"])
+    metrics.add_metric(name="TimerChecksLost", unit=MetricUnit.Count, value=counts["lost"])
     metrics.flush_metrics()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib.domain.application import Application
 from chalicelib.domain.model import Dispatch, Step
@@ -45,8 +45,8 @@ class DispatchRepository(Protocol):
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
         """Strongly consistent lookup of a message index item."""
 
-    def overdue(self, cutoff: datetime, since: datetime) -> list[tuple[str, int]]:
-        """(dispatch_uuid, current step index) of every dispatch whose due_at is in [since, cutoff].
+    def overdue(self, cutoff: datetime, since: datetime) -> list[OverdueCheck]:
+        """The pending check of every dispatch whose due_at is in [since, cutoff].
 
         Oldest first, each dispatch once. Final dispatches have no due_at, so they never appear.
         May lag the latest saves (an eventually consistent index): callers re-read before acting.
@@ -75,6 +75,15 @@ class SecretStore(Protocol):
 
     def put(self, name: str, value: str) -> None:
         """Create the secret or store a new value for it."""
+
+
+class OverdueCheck(NamedTuple):
+    """A live dispatch's pending check, as the sweeper's index lists it."""
+
+    dispatch_uuid: str
+    step_index: int
+    #: A check AWS timers leave to the sweeper; an overdue one that is not means a timer lost it.
+    backstop: bool
 
 
 class Timer(Protocol):

@@ -31,6 +31,8 @@ class SweepResult:
     redriven: int
     #: Checks that raised; the next sweep tries them again while they stay overdue.
     failed: int
+    #: Overdue checks that were not backstops: a timer should have run them, and lost them.
+    lost: int = 0
 
 
 class Sweeper:
@@ -55,7 +57,7 @@ class Sweeper:
         since = cutoff - timedelta(minutes=lookback)
         overdue = self._repo.overdue(cutoff, since)
         failed = 0
-        for dispatch_uuid, step_index in overdue:
+        for dispatch_uuid, step_index, _ in overdue:
             try:
                 self._dispatches.check(dispatch_uuid, step_index)
             except Exception:
@@ -66,7 +68,12 @@ class Sweeper:
                     "overdue check failed",
                     extra={"dispatch_uuid": dispatch_uuid, "step_index": step_index},
                 )
-        result = SweepResult(found=len(overdue), redriven=len(overdue) - failed, failed=failed)
+        result = SweepResult(
+            found=len(overdue),
+            redriven=len(overdue) - failed,
+            failed=failed,
+            lost=sum(1 for check in overdue if not check.backstop),
+        )
         if overdue:
             # Silent when idle: it runs every minute, and a found step means a timer lost one.
             logger.info(
@@ -75,6 +82,7 @@ class Sweeper:
                     "found": result.found,
                     "redriven": result.redriven,
                     "failed": result.failed,
+                    "lost": result.lost,
                     "lookback_minutes": lookback,
                 },
             )

@@ -237,7 +237,7 @@ def test_sweep_redrives_a_dispatch_stranded_beyond_the_scheduled_look_back(
     status, output, _ = run(capsys, "sweep")
 
     assert status == 0
-    assert output == {"lookback_minutes": 24 * 60, "found": 1, "redriven": 1, "failed": 0}
+    assert output == {"lookback_minutes": 24 * 60, "found": 1, "redriven": 1, "failed": 0, "lost": 1}
     assert dispatches.get(dispatch_uuid).current == 1
     assert [(u, step) for u, step, _ in timer.scheduled] == [(dispatch_uuid, 1), (dispatch_uuid, 1)]
     assert run(capsys, "sweep")[1]["found"] == 0
@@ -248,3 +248,51 @@ def test_sweep_refuses_a_look_back_below_one_minute(env, capsys):
         dispatch_admin.main(["sweep", "--lookback-minutes", "0"])
     assert exit_info.value.code == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+# --- --stack ----------------------------------------------------------------------------------
+
+
+def _deployed_check_function(stack: str, variables: dict[str, str]) -> None:
+    """What `make deploy` leaves behind, as far as the operator command reads it."""
+    import io
+    import zipfile
+
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def failover_check(event, context):\n    return event\n")
+    role = boto3.client("iam").create_role(RoleName=f"{stack}-check", AssumeRolePolicyDocument="{}")
+    boto3.client("lambda").create_function(
+        FunctionName=f"{stack}-failover-check",
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler="app.failover_check",
+        Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": variables},
+    )
+
+
+def test_stack_supplies_the_table_and_secret_prefix_of_a_deployed_stack(
+    env, capsys, monkeypatch, table_name
+):
+    monkeypatch.delenv("DISPATCH_TABLE")
+    monkeypatch.delenv("DISPATCH_SECRET_PREFIX")
+    _deployed_check_function(
+        "dispatch-prod",
+        {"DISPATCH_TABLE": table_name, "DISPATCH_SECRET_PREFIX": "dispatch-prod", "UNRELATED": "x"},
+    )
+
+    status, output, err = run(capsys, "--stack", "dispatch-prod", "create", "--name", "shop")
+
+    assert status == 0, err
+    secret = boto3.client("secretsmanager").get_secret_value(
+        SecretId=f"dispatch-prod/applications/{output['application_id']}/signature-secret"
+    )
+    assert secret["SecretString"] == output["signature_secret"]
+    status, rows, _ = run(capsys, "--stack", "dispatch-prod", "list")
+    assert [row["application_id"] for row in rows] == [output["application_id"]]
+
+
+def test_an_unknown_stack_is_a_clear_error(env, capsys):
+    status, _, err = run(capsys, "--stack", "no-such-stack", "list")
+    assert status == 1 and "cannot read stack 'no-such-stack'" in err

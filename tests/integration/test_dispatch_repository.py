@@ -300,16 +300,16 @@ class TestOverdueContract:
         repo.add(due(7, T0 + timedelta(minutes=10)))
 
         assert repo.overdue(cutoff, since) == [
-            (uuid_n(3), 0),
-            (uuid_n(2), 0),
-            (uuid_n(1), 1),
-            (uuid_n(4), 0),
+            (uuid_n(3), 0, False),
+            (uuid_n(2), 0, False),
+            (uuid_n(1), 1, False),
+            (uuid_n(4), 0, False),
         ]
 
     def test_a_final_dispatch_is_not_listed(self, repo):
         window = (T0 + timedelta(hours=1), T0 - timedelta(hours=1))
         added = repo.add(due(1, T0 + timedelta(minutes=1)))
-        assert repo.overdue(*window) == [(uuid_n(1), 0)]
+        assert repo.overdue(*window) == [(uuid_n(1), 0, False)]
 
         repo.save(finished(added))
 
@@ -321,7 +321,7 @@ class TestOverdueContract:
         repo.save(dataclasses.replace(added, due_at=T0 + timedelta(minutes=30), current=1))
 
         assert repo.overdue(T0 + timedelta(minutes=10), T0) == []
-        assert repo.overdue(T0 + timedelta(minutes=40), T0) == [(uuid_n(1), 1)]
+        assert repo.overdue(T0 + timedelta(minutes=40), T0) == [(uuid_n(1), 1, False)]
 
     def test_minutes_across_an_hour_and_a_day_boundary(self, repo):
         midnight = datetime(2025, 3, 2, 0, 0, tzinfo=timezone.utc)
@@ -337,7 +337,26 @@ class TestOverdueContract:
 
         listed = repo.overdue(midnight + timedelta(seconds=60), midnight - timedelta(seconds=90))
 
-        assert listed == [(uuid_n(n), 0) for n in range(len(times))]
+        assert listed == [(uuid_n(n), 0, False) for n in range(len(times))]
+
+    def test_each_check_says_whether_it_is_a_backstop(self, repo):
+        from chalicelib.domain import transitions
+        from chalicelib.domain.actions import SendAccepted
+        from chalicelib.domain.model import Channel, Condition, Policy, StepSpec
+
+        specs = [
+            StepSpec(Channel.WHATSAPP, {}, {}, {}, Condition.READ, 60),
+            StepSpec(Channel.SMS, {}, {}, {}),
+        ]
+        sending = transitions.start(uuid_n(1), "app", specs, T0, Policy()).dispatch
+        added = repo.add(sending)  # the send's guard: a backstop
+        window = (T0 + timedelta(days=2), T0)
+        assert repo.overdue(*window) == [(uuid_n(1), 0, True)]
+
+        waiting = transitions.on_send_result(added, 0, SendAccepted("p", "m"), T0, Policy())
+        repo.save(waiting.dispatch)  # the deadline: its timer's own check
+
+        assert repo.overdue(*window) == [(uuid_n(1), 0, False)]
 
     def test_a_reversed_window_lists_nothing(self, repo):
         repo.add(due(1, T0))
@@ -380,7 +399,7 @@ def test_overdue_is_one_index_query_per_minute_and_never_a_scan(dynamo, ddb_clie
 
     listed = dynamo.overdue(T0 + timedelta(minutes=59), T0)
 
-    assert listed == [(uuid_n(1), 0)]
+    assert listed == [(uuid_n(1), 0, False)]
     minutes = [q["ExpressionAttributeValues"][":m"]["S"] for q in queries]
     assert minutes == [f"2025-03-01T12:{m:02d}" for m in range(60)]
     assert {q["IndexName"] for q in queries} == {"due"}
@@ -398,7 +417,7 @@ def test_overdue_follows_every_page_of_a_busy_minute(ddb_client, table_name):
 
     listed = repo.overdue(T0 + timedelta(minutes=1), T0)
 
-    assert listed == [(uuid_n(n), 0) for n in (0, 1, 2, 3, 4, 9)]
+    assert listed == [(uuid_n(n), 0, False) for n in (0, 1, 2, 3, 4, 9)]
     first_minute = [q for q in queries if q["ExpressionAttributeValues"][":m"]["S"].endswith("12:00")]
     assert len(first_minute) == 3  # 2 + 2 + 1 items
     assert "ExclusiveStartKey" not in first_minute[0]

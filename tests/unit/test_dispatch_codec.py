@@ -1,6 +1,7 @@
 """Dispatch <-> DynamoDB item: an exact round trip for any dispatch, and the stored form."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -102,7 +103,7 @@ dispatches = st.builds(
     completed_by=_optional(_small),
     ended_at=_optional(aware_times),
     version=_small,
-)
+).map(lambda d: dataclasses.replace(d, current=d.current % len(d.steps)))  # a real step
 
 
 # --- properties -------------------------------------------------------------------------------

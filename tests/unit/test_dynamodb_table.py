@@ -47,7 +47,7 @@ def test_create_table_matches_the_cloudformation_table():
     }
 
 
-def test_the_sweeper_index_is_keyed_by_due_minute_and_due_at_and_carries_current():
+def test_the_sweeper_index_is_keyed_by_due_minute_and_due_at_and_carries_what_a_sweep_needs():
     # The repository's queries depend on exactly this shape, whatever the template says.
     client = RecordingClient()
     create_table(client, "t")
@@ -58,4 +58,7 @@ def test_the_sweeper_index_is_keyed_by_due_minute_and_due_at_and_carries_current
         ("due_minute", "HASH"),
         ("due_at", "RANGE"),
     ]
-    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["current"]}
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["current", "due_backstop"],
+    }
