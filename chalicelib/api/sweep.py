@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-
 NAMESPACE = "Dispatch"
 
 
@@ -33,6 +31,9 @@ def run_sweep(event: Any) -> dict[str, int]:
 
 
 def _emit_metrics(counts: dict[str, int]) -> None:
+    # Imported here: app.py imports this module, and the API's cold start need not pay for it.
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
     # Built per call, not at import: Powertools' `Metrics` keeps one metric set per process,
     # which a warm Lambda would carry over between invocations if a flush were ever missed.
     metrics = EphemeralMetrics(namespace=NAMESPACE, service="dispatch")
