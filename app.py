@@ -5,7 +5,7 @@ from typing import Any
 
 from chalice import Chalice, Rate
 
-from chalicelib.api import dispatch_routes, sandbox_routes
+from chalicelib.api import dispatch_routes, sandbox_routes, webhook_routes
 from chalicelib.api.checks import run_check
 from chalicelib.api.sweep import run_sweep
 from chalicelib.logs import configure_logging
@@ -15,6 +15,7 @@ configure_logging()
 app = Chalice(app_name="dispatch")
 app.register_blueprint(dispatch_routes.bp)
 app.register_blueprint(sandbox_routes.bp)
+app.register_blueprint(webhook_routes.bp)
 
 
 @app.lambda_function(name="failover_check")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import Settings, load_settings
@@ -34,6 +34,9 @@ class Services:
     sink: Any = None
     #: The safety sweeper (`chalicelib.service.sweeper.Sweeper`); None only when built by hand.
     sweeper: Any = None
+    #: Channel webhooks by provider name (`ChannelWebhook`), and the service that applies them.
+    webhooks: dict[str, Any] = field(default_factory=dict)
+    webhook_service: Any = None
 
 
 _lock = threading.Lock()
@@ -62,8 +65,10 @@ def build_services(
     timer: Timer | None = None,
     http_session: Any = None,
     clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Services:
-    """Build every adapter the settings name; tests may hand in a timer, session and clock."""
+    """Build every adapter the settings name; tests may hand in a timer, session and clock
+    (and `environ`, where the local stage's provider credentials are read from)."""
     import boto3
     import requests
 
@@ -72,8 +77,10 @@ def build_services(
     from chalicelib.adapters.clock import SystemClock
     from chalicelib.adapters.dynamodb_applications import DynamoApplicationRepository
     from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository
+    from chalicelib.adapters.provider_credentials import ProviderCredentials
     from chalicelib.adapters.secrets import SecretsManagerStore
     from chalicelib.service.sweeper import Sweeper
+    from chalicelib.service.webhooks import WebhookService
 
     dynamodb = boto3.client("dynamodb")
     clock = clock or SystemClock()
@@ -81,23 +88,31 @@ def build_services(
     secrets = SecretsManagerStore(boto3.client("secretsmanager"))
     timer = timer or build_timer(settings)
     repository = DynamoDispatchRepository(dynamodb, settings.table_name, settings.retention_days)
+    session = http_session or requests.Session()
+    credentials = ProviderCredentials(
+        settings.provider_credentials,
+        secrets,
+        settings.secret_prefix,
+        os.environ if environ is None else environ,
+    )
+    routing, providers = build_providers(settings, credentials, session, clock)
+    cached_applications = CachedApplications(applications)
+    callbacks = build_callbacks(
+        settings,
+        HttpCallbackSender(
+            session, secrets, clock.now, timeout=(3.05, settings.callback_timeout_seconds)
+        ),
+    )
     dispatches = DispatchService(
         repository=repository,
-        applications=CachedApplications(applications),
-        providers=build_providers(settings),
+        applications=cached_applications,
+        providers=routing,
         timer=timer,
-        callbacks=build_callbacks(
-            settings,
-            HttpCallbackSender(
-                http_session or requests.Session(),
-                secrets,
-                clock.now,
-                timeout=(3.05, settings.callback_timeout_seconds),
-            ),
-        ),
+        callbacks=callbacks,
         clock=clock,
         policy=settings.policy,
     )
+    webhooks = {name: p for name, p in providers.items() if hasattr(p, "verify")}
     return Services(
         settings=settings,
         dispatches=dispatches,
@@ -112,6 +127,8 @@ def build_services(
             grace_seconds=settings.sweep_grace_seconds,
             lookback_minutes=settings.sweep_lookback_minutes,
         ),
+        webhooks=webhooks,
+        webhook_service=WebhookService(dispatches, repository, cached_applications, callbacks),
     )
 
 
@@ -123,18 +140,48 @@ def build_callbacks(settings: Settings, sender: CallbackSender) -> CallbackSende
     return sender
 
 
-def build_providers(settings: Settings) -> dict:
+#: Every provider, by the name the configuration uses, and the module whose `build(context)`
+#: makes it. An explicit table, not discovery: adding a provider means adding a line here.
+PROVIDER_MODULES = {
+    "vonage": "chalicelib.adapters.providers.vonage",
+    "whatsapp": "chalicelib.adapters.providers.whatsapp",
+    "messenger": "chalicelib.adapters.providers.messenger",
+    "viber": "chalicelib.adapters.providers.viber",
+    "aws_sms": "chalicelib.adapters.providers.aws_sms",
+}
+
+
+def build_providers(
+    settings: Settings, credentials: Any, session: Any, clock: Clock
+) -> tuple[dict, dict[str, Any]]:
+    """(provider per channel, provider per name) for the providers the settings route to."""
+    import importlib
+
+    import boto3
+
+    from chalicelib.adapters.providers.context import ProviderContext
     from chalicelib.adapters.providers.sandbox import SandboxProvider
 
-    # An explicit table, not discovery: adding a provider means adding a line here.
-    available: dict[str, Callable[[], Any]] = {"sandbox": SandboxProvider}
     built: dict[str, Any] = {}
     routing = {}
     for channel, name in settings.channel_providers.items():
-        if name not in available:
-            raise ValueError(f"no provider named {name!r} (known: {sorted(available)})")
-        routing[channel] = built.setdefault(name, available[name]())
-    return routing
+        if name not in built:
+            if name == "sandbox":
+                built[name] = SandboxProvider()
+            elif name in PROVIDER_MODULES:
+                module = importlib.import_module(PROVIDER_MODULES[name])
+                context = ProviderContext(
+                    credentials=credentials.get(name),
+                    session=session,
+                    clock=clock.now,
+                    aws_client=boto3.client,
+                )
+                built[name] = module.build(context)
+            else:
+                known = sorted({"sandbox", *PROVIDER_MODULES})
+                raise ValueError(f"no provider named {name!r} (known: {known})")
+        routing[channel] = built[name]
+    return routing, built
 
 
 def build_timer(settings: Settings) -> Timer:

@@ -13,6 +13,7 @@ from chalicelib.domain.model import Channel, Policy
 
 TIMER_BACKENDS = ("local", "stepfunctions", "scheduler")
 CALLBACK_DELIVERIES = ("inline", "background")
+PROVIDER_CREDENTIAL_SOURCES = ("secretsmanager", "env")
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,8 @@ class Settings:
     sweep_grace_seconds: int = 90
     #: How far back each sweep looks; a dispatch stranded for longer needs `dispatch_admin sweep`.
     sweep_lookback_minutes: int = 60
+    #: Where provider credentials live: `secretsmanager` (AWS) or `env` (the local stack).
+    provider_credentials: str = "secretsmanager"
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -83,7 +86,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         check_function_arn=_required_for(environ, timer, "scheduler", "DISPATCH_CHECK_FUNCTION_ARN"),
         sweep_grace_seconds=_int(environ, "DISPATCH_SWEEP_GRACE_SECONDS", 90, 0),
         sweep_lookback_minutes=_int(environ, "DISPATCH_SWEEP_LOOKBACK_MINUTES", 60, 1),
+        provider_credentials=_choice(
+            environ, "DISPATCH_PROVIDER_CREDENTIALS", PROVIDER_CREDENTIAL_SOURCES, "secretsmanager"
+        ),
     )
+
+
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = environ.get(name) or default
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {allowed}, not {value!r}")
+    return value
 
 
 def _required_for(environ: Mapping[str, str], timer: str, backend: str, name: str) -> str | None:

@@ -26,6 +26,7 @@ class InMemoryDispatchRepository:
         # Dispatch and MessageRef are frozen, so storing the objects themselves is safe.
         self._dispatches: dict[str, Dispatch] = {}
         self._refs: dict[tuple[str, str], MessageRef] = {}
+        self._recipients: dict[tuple[str, str], MessageRef] = {}
         self._pending_conflict: list[Mutator | None] = []
         self.saves = 0  #: successful saves, for tests that count writes
 
@@ -43,7 +44,10 @@ class InMemoryDispatchRepository:
 
     def save(self, dispatch: Dispatch, message_refs: Sequence[MessageRef] = ()) -> Dispatch:
         # As in DynamoDB: the refs are checked, then written, then the dispatch's version.
-        self._refs.update(self._checked_refs(dispatch.dispatch_uuid, message_refs))
+        checked = self._checked_refs(dispatch.dispatch_uuid, message_refs)
+        self._refs.update(checked)
+        for ref in checked.values():
+            self._remember_recipient(ref)
         if self._pending_conflict:
             self.concurrent_update(dispatch.dispatch_uuid, self._pending_conflict.pop())
         current = self._dispatches.get(dispatch.dispatch_uuid)
@@ -56,6 +60,17 @@ class InMemoryDispatchRepository:
 
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
         return self._refs.get((provider, provider_message_id))
+
+    def find_recipient(self, provider: str, recipient: str) -> MessageRef | None:
+        return self._recipients.get((provider, recipient))
+
+    def _remember_recipient(self, ref: MessageRef) -> None:
+        if ref.recipient is None or ref.sent_at is None:
+            return
+        key = (ref.provider, ref.recipient)
+        known = self._recipients.get(key)
+        if known is None or known.sent_at is None or known.sent_at <= ref.sent_at:
+            self._recipients[key] = ref
 
     def overdue(self, cutoff: datetime, since: datetime) -> list[OverdueCheck]:
         due = sorted(

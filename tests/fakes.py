@@ -91,13 +91,21 @@ class ScriptedProvider:
         )
         return provider_message_id
 
+    def recipient_key(self, step: Step) -> str | None:
+        to = step.spec.to
+        return str(to.get("number") or to.get("id")) if (to.get("number") or to.get("id")) else None
+
 
 @dataclass
 class RecordingCallbacks:
     delivered: list[tuple[str, dict]] = field(default_factory=list)
+    #: Relayed user messages, kept apart: they go to the inbound URL.
+    inbound: list[tuple[str, dict]] = field(default_factory=list)
 
-    def deliver(self, application: Application, payload: Mapping[str, Any]) -> None:
-        self.delivered.append((application.application_id, dict(payload)))
+    def deliver(
+        self, application: Application, payload: Mapping[str, Any], *, inbound: bool = False
+    ) -> None:
+        (self.inbound if inbound else self.delivered).append((application.application_id, dict(payload)))
 
     def for_dispatch(self, dispatch_uuid: str) -> list[dict]:
         return [

@@ -26,13 +26,15 @@ MAX_QUEUED = 10_000
 class BackgroundCallbackSender:
     def __init__(self, inner: CallbackSender, max_queued: int = MAX_QUEUED) -> None:
         self._inner = inner
-        self._queue: queue.Queue[tuple[Application, dict[str, Any]]] = queue.Queue(max_queued)
+        self._queue: queue.Queue[tuple[Application, dict[str, Any], bool]] = queue.Queue(max_queued)
         self._thread = threading.Thread(target=self._run, name="callbacks", daemon=True)
         self._thread.start()
 
-    def deliver(self, application: Application, payload: Mapping[str, Any]) -> None:
+    def deliver(
+        self, application: Application, payload: Mapping[str, Any], *, inbound: bool = False
+    ) -> None:
         try:
-            self._queue.put_nowait((application, dict(payload)))
+            self._queue.put_nowait((application, dict(payload), inbound))
         except queue.Full:
             logger.error(
                 "callback queue full; callback dropped",
@@ -45,9 +47,9 @@ class BackgroundCallbackSender:
 
     def _run(self) -> None:
         while True:
-            application, payload = self._queue.get()
+            application, payload, inbound = self._queue.get()
             try:
-                self._inner.deliver(application, payload)
+                self._inner.deliver(application, payload, inbound=inbound)
             except Exception:  # the inner sender never raises; a bug must not stop the worker
                 logger.exception("callback delivery failed")
             finally:

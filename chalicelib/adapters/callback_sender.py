@@ -49,14 +49,17 @@ class HttpCallbackSender:
         self._backoff = backoff_seconds or (0.0,)
         self._sleep = sleep
 
-    def deliver(self, application: Application, payload: Mapping[str, Any]) -> None:
+    def deliver(
+        self, application: Application, payload: Mapping[str, Any], *, inbound: bool = False
+    ) -> None:
         """Sign and post one callback. Never raises."""
         ids = _log_ids(application, payload)
-        if not application.status_url:
-            logger.info("callback skipped, no status_url: %s", ids)
+        url = application.inbound_url if inbound else application.status_url
+        if not url:
+            logger.info("callback skipped, no %s: %s", "inbound_url" if inbound else "status_url", ids)
             return
         try:
-            self._deliver(application, application.status_url, payload, ids)
+            self._deliver(application, url, payload, ids)
         except Exception:  # the port promises never to raise into the dispatch flow
             # Without the traceback: exception text could quote the body or the token.
             logger.error("callback failed unexpectedly: %s", ids)

@@ -44,6 +44,8 @@ from chalicelib.service.ports import MessageRef, OverdueCheck
 
 MESSAGE_PREFIX = "MSG#"
 MESSAGE_SK = "MSG"
+RECIPIENT_PREFIX = "RCPT#"
+RECIPIENT_SK = "RCPT"
 
 _VERSION_MATCHES = {
     "ConditionExpression": "#v = :expected",
@@ -67,6 +69,10 @@ _DUE_IN_MINUTE = {
 
 def message_key(provider: str, provider_message_id: str) -> dict[str, dict[str, str]]:
     return key(f"{MESSAGE_PREFIX}{provider}#{provider_message_id}", MESSAGE_SK)
+
+
+def recipient_key(provider: str, recipient: str) -> dict[str, dict[str, str]]:
+    return key(f"{RECIPIENT_PREFIX}{provider}#{recipient}", RECIPIENT_SK)
 
 
 class DynamoDispatchRepository:
@@ -125,6 +131,8 @@ class DynamoDispatchRepository:
         stored = dataclasses.replace(dispatch, version=dispatch.version + 1)
         for ref in _unique_refs(dispatch.dispatch_uuid, message_refs):
             self._write(self._ref_put(stored, ref), on_condition=_ref_taken)
+            if ref.recipient is not None and ref.sent_at is not None:
+                self._remember_recipient(stored, ref)
         put = {
             "TableName": self._table,
             "Item": self._dispatch_item(stored),
@@ -194,6 +202,48 @@ class DynamoDispatchRepository:
                     break
                 query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return list(found)
+
+    def find_recipient(self, provider: str, recipient: str) -> MessageRef | None:
+        """The latest message sent to `recipient` through `provider`. One consistent GetItem."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=recipient_key(provider, recipient),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        return MessageRef(
+            provider=provider,
+            provider_message_id=item["provider_message_id"]["S"],
+            dispatch_uuid=item["dispatch_uuid"]["S"],
+            step_index=int(item["step_index"]["N"]),
+            recipient=recipient,
+            sent_at=dispatch_codec.parse_time(item["sent_at"]["S"]),
+        )
+
+    def _remember_recipient(self, dispatch: Dispatch, ref: MessageRef) -> None:
+        """Point the recipient's item at this message unless a later send already did."""
+        assert ref.recipient is not None and ref.sent_at is not None
+        item = {
+            **recipient_key(ref.provider, ref.recipient),
+            "provider_message_id": {"S": ref.provider_message_id},
+            "dispatch_uuid": {"S": ref.dispatch_uuid},
+            "step_index": {"N": str(ref.step_index)},
+            "sent_at": {"S": dispatch_codec.format_time(ref.sent_at)},
+            TTL_ATTRIBUTE: self._expires_at(dispatch),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                # ISO times in one format sort as strings.
+                ConditionExpression="attribute_not_exists(pk) OR sent_at <= :s",
+                ExpressionAttributeValues={":s": item["sent_at"]},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise  # lost to a later send: that one is the latest, as it should be
 
     def _expires_at(self, dispatch: Dispatch) -> dict[str, str]:
         return {"N": str(int((dispatch.created_at + self._retention).timestamp()))}

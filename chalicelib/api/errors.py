@@ -54,6 +54,14 @@ class NotFound(ApiError):
     status, slug, title = 404, "not-found", "Not found"
 
 
+class WebhookSignatureInvalid(ApiError):
+    status, slug, title = 401, "webhook-signature", "Invalid webhook signature"
+
+
+class WebhookPayloadInvalid(ApiError):
+    status, slug, title = 400, "webhook-payload", "Not a webhook payload of this provider"
+
+
 class PayloadTooLarge(ApiError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 

@@ -197,12 +197,20 @@ class DispatchService:
                 outbox.items.append((saved.application_id, payload))
 
     def _send_and_record(self, saved: Dispatch, index: int, outbox: _Outbox) -> None:
+        began = self._clock.now()
         result = self._send(saved, index)
         refs: tuple[MessageRef, ...] = ()
         if isinstance(result, SendAccepted):
+            step = saved.steps[index]
+            recipient = self._providers[step.channel].recipient_key(step)
             refs = (
                 MessageRef(
-                    result.provider, result.provider_message_id, saved.dispatch_uuid, index
+                    result.provider,
+                    result.provider_message_id,
+                    saved.dispatch_uuid,
+                    index,
+                    recipient=recipient,
+                    sent_at=began,
                 ),
             )
         self._decide_and_save(

@@ -23,6 +23,11 @@ class MessageRef:
     provider_message_id: str
     dispatch_uuid: str
     step_index: int
+    #: The provider's address of the person (`ChannelProvider.recipient_key`), when it has one:
+    #: the repository then also remembers this as the latest message sent to them.
+    recipient: str | None = None
+    #: When the send began: before the provider stamped the message, never after.
+    sent_at: datetime | None = None
 
 
 class DispatchRepository(Protocol):
@@ -44,6 +49,9 @@ class DispatchRepository(Protocol):
 
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
         """Strongly consistent lookup of a message index item."""
+
+    def find_recipient(self, provider: str, recipient: str) -> MessageRef | None:
+        """The latest message sent to `recipient` through `provider` (strongly consistent)."""
 
     def overdue(self, cutoff: datetime, since: datetime) -> list[OverdueCheck]:
         """The pending check of every dispatch whose due_at is in [since, cutoff].
@@ -124,10 +132,19 @@ class ChannelProvider(Protocol):
     def send(self, dispatch_uuid: str, step: Step) -> str:
         """Send the step's message; return the provider's message id or raise ProviderError."""
 
+    def recipient_key(self, step: Step) -> str | None:
+        """The provider's own address of the step's recipient (e.g. page#psid), or None.
+
+        Webhooks that name a person rather than a message (Messenger's watermarks, inbound
+        messages) are matched through it to the latest message sent to that person."""
+
 
 class CallbackSender(Protocol):
-    def deliver(self, application: Application, payload: Mapping[str, Any]) -> None:
-        """Sign and post one callback to the application's status URL. Never raises."""
+    def deliver(
+        self, application: Application, payload: Mapping[str, Any], *, inbound: bool = False
+    ) -> None:
+        """Sign and post one callback to the application's status URL (its inbound URL for a
+        relayed user message). Never raises."""
 
 
 class Clock(Protocol):

@@ -100,9 +100,10 @@ def test_table_access_is_the_table_and_the_sweeper_index_only():
                     assert resources(statement) == [{"Fn::Sub": "${DispatchTable.Arn}/index/due"}]
 
 
-def test_secrets_are_limited_to_this_stacks_application_secrets():
+@pytest.mark.parametrize("stage", sorted(GRANTS))
+def test_secrets_are_limited_to_this_stacks_application_and_provider_secrets(stage):
     (statement,) = [
-        s for s in policy("prod")["Statement"] if "secretsmanager:GetSecretValue" in actions(s)
+        s for s in policy(stage)["Statement"] if "secretsmanager:GetSecretValue" in actions(s)
     ]
-    (resource,) = resources(statement)
-    assert resource["Fn::Sub"].endswith(":secret:${AWS::StackName}/applications/*")
+    tails = sorted(r["Fn::Sub"].rsplit(":secret:", 1)[1] for r in resources(statement))
+    assert tails == ["${AWS::StackName}/applications/*", "${AWS::StackName}/providers/*"]

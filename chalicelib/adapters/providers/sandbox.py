@@ -15,3 +15,6 @@ class SandboxProvider:
         # Our own message_uuid doubles as the provider's id, so a status injected by
         # message_uuid finds its message through the ordinary message index.
         return step.message_uuid
+
+    def recipient_key(self, step: Step) -> str | None:
+        return None  # sandbox statuses name their message; nobody writes back

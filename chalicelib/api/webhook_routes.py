@@ -1,0 +1,83 @@
+"""Channel webhooks: `POST /webhooks/{provider}/status` and `/inbound`, and Meta's GET handshake.
+
+The signature is checked on the raw body before anything is parsed: a bad or missing one is a
+401 and nothing is applied. A signed body that is not a payload of that provider is a 400.
+Anything else that goes wrong is a 500, so the provider retries the whole batch (applying a
+status twice changes nothing). Answers are small and quick: providers only read the status code.
+"""
+from __future__ import annotations
+
+import logging
+
+from chalice import Blueprint, Response
+
+from chalicelib.api.errors import NotFound, WebhookPayloadInvalid, WebhookSignatureInvalid
+from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
+from chalicelib.bootstrap import get_services
+from chalicelib.service.webhooks import (
+    ChannelWebhook,
+    WebhookKind,
+    WebhookMalformed,
+    WebhookRequest,
+    WebhookUnauthorized,
+)
+
+logger = logging.getLogger(__name__)
+bp = Blueprint(__name__)
+
+KINDS: tuple[WebhookKind, ...] = ("status", "inbound")
+
+
+@bp.route("/webhooks/{provider}/{kind}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@problem_errors
+def receive(provider: str, kind: str) -> Response:
+    webhook, hook_kind = _webhook(provider, kind)
+    request = _webhook_request()
+    try:
+        report = get_services().webhook_service.receive(webhook, hook_kind, request)
+    except WebhookUnauthorized as exc:
+        logger.warning("webhook refused", extra={"provider": provider, "reason": str(exc)})
+        raise WebhookSignatureInvalid("The request is not signed by this provider.") from None
+    except WebhookMalformed as exc:
+        logger.warning("webhook payload refused", extra={"provider": provider, "reason": str(exc)})
+        raise WebhookPayloadInvalid(str(exc)) from None
+    return json_response(
+        {
+            "applied": report.applied,
+            "unmatched": report.unmatched,
+            "ignored": report.ignored,
+            "relayed": report.relayed,
+        }
+    )
+
+
+@bp.route("/webhooks/{provider}/{kind}", methods=["GET"])
+@problem_errors
+def handshake(provider: str, kind: str) -> Response:
+    webhook, _ = _webhook(provider, kind)
+    answer = webhook.challenge(_webhook_request())
+    if answer is None:
+        raise WebhookSignatureInvalid("The verification request does not match this deployment.")
+    return Response(body=answer, status_code=200, headers={"Content-Type": "text/plain"})
+
+
+def _webhook(provider: str, kind: str) -> tuple[ChannelWebhook, WebhookKind]:
+    webhook = get_services().webhooks.get(provider)
+    if webhook is None or kind not in KINDS:
+        raise NotFound("No such webhook.")
+    return webhook, "status" if kind == "status" else "inbound"
+
+
+def _webhook_request() -> WebhookRequest:
+    request = bp.current_request
+    headers = {name.lower(): value for name, value in (request.headers or {}).items()}
+    host = headers.get("host", "")
+    stage = (request.context or {}).get("stage", "")
+    path = (request.context or {}).get("path") or request.path
+    prefix = f"/{stage}" if stage and not path.startswith(f"/{stage}/") else ""
+    return WebhookRequest(
+        headers=headers,
+        body=request_bytes(request) or b"",
+        query=dict(request.query_params or {}),
+        url=f"https://{host}{prefix}{path}" if host else path,
+    )

@@ -1,0 +1,28 @@
+"""What each provider declares so the shared signature suite can attack its webhook route."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SignatureCase:
+    provider: str
+    #: The provider's credentials as DISPATCH_<PROVIDER>_<KEY> variables (incl. the webhook secret).
+    credentials: Mapping[str, str]
+    #: Channels routed to the provider, e.g. {"whatsapp": "whatsapp"}.
+    routing: Mapping[str, str]
+    #: A real-shaped status webhook body (any message id: applying it needs no dispatch).
+    body: bytes
+    #: Headers that sign `body` with `secret` as the provider does, "now".
+    sign: Callable[[bytes, str], Mapping[str, str]]
+    #: The secret `credentials` configure, and one that is not it.
+    secret: str
+    wrong_secret: str
+    #: The header(s) carrying the signature, removed for the "missing" attack.
+    signature_headers: tuple[str, ...]
+    #: Headers that sign `body` correctly but too long ago, for schemes with a timestamp.
+    sign_stale: Callable[[bytes, str], Mapping[str, str]] | None = None
+    #: The credentials key holding the webhook secret, removed for the "not configured" attack.
+    secret_key: str = ""
+    kind: str = "status"
