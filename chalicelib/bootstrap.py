@@ -37,6 +37,8 @@ class Services:
     #: Channel webhooks by provider name (`ChannelWebhook`), and the service that applies them.
     webhooks: dict[str, Any] = field(default_factory=dict)
     webhook_service: Any = None
+    #: Per channel, what its provider can carry (validation refuses the rest).
+    carried: dict[Any, Any] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -79,6 +81,7 @@ def build_services(
     from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository
     from chalicelib.adapters.provider_credentials import ProviderCredentials
     from chalicelib.adapters.secrets import SecretsManagerStore
+    from chalicelib.api.validation import Carried
     from chalicelib.service.sweeper import Sweeper
     from chalicelib.service.webhooks import WebhookService
 
@@ -113,6 +116,11 @@ def build_services(
         policy=settings.policy,
     )
     webhooks = {name: p for name, p in providers.items() if hasattr(p, "verify")}
+    carried = {
+        channel: Carried(provider.name, frozenset(provider.content_types.get(channel, ())))
+        for channel, provider in routing.items()
+        if hasattr(provider, "content_types")
+    }
     return Services(
         settings=settings,
         dispatches=dispatches,
@@ -129,6 +137,7 @@ def build_services(
         ),
         webhooks=webhooks,
         webhook_service=WebhookService(dispatches, repository, cached_applications, callbacks),
+        carried=carried,
     )
 
 

@@ -52,7 +52,7 @@ def _create(id_field: str) -> Response:
     request = bp.current_request
     application = _caller()
     body = decode_json_body(request_bytes(request), request.headers.get("content-type"))
-    specs = parse_create_request(body)
+    specs = parse_create_request(body, get_services().carried)
     dispatch_uuid = get_services().dispatches.create(application, specs)
     return json_response(
         {id_field: dispatch_uuid},

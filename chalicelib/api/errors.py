@@ -58,6 +58,10 @@ class WebhookSignatureInvalid(ApiError):
     status, slug, title = 401, "webhook-signature", "Invalid webhook signature"
 
 
+class WebhookVerificationFailed(ApiError):
+    status, slug, title = 403, "webhook-verification", "Webhook verification failed"
+
+
 class WebhookPayloadInvalid(ApiError):
     status, slug, title = 400, "webhook-payload", "Not a webhook payload of this provider"
 

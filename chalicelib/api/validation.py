@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import phonenumbers
@@ -76,15 +77,48 @@ FIELD_REASONS: Mapping[tuple[str, str], str] = {
 }
 
 
-def parse_create_request(body: Any) -> list[StepSpec]:
-    """The step specs of a create request, or `RequestInvalid` listing every problem found."""
+def parse_create_request(
+    body: Any, carried: Mapping[Channel, Carried] | None = None
+) -> list[StepSpec]:
+    """The step specs of a create request, or `RequestInvalid` listing every problem found.
+
+    `carried` narrows the contract's content types to what the provider configured for each
+    channel can carry, so a message it could never send is refused now, not at send time.
+    """
     if not isinstance(body, dict):
         _raise([("body", "must be a JSON object")])
     request, problems = _check_structure(body)
     problems += _uncovered(_check_rules(body), problems)
     if problems or request is None:
         _raise(sorted(problems, key=_item_order))
-    return [_to_step(item) for item in request.workflow]
+    specs = [_to_step(item) for item in request.workflow]
+    problems = _check_carried(specs, carried or {})
+    if problems:
+        _raise(problems)
+    return specs
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What the provider serving a channel can carry (its name, for the error message)."""
+
+    provider: str
+    content_types: frozenset[str]
+
+
+def _check_carried(specs: Sequence[StepSpec], carried: Mapping[Channel, Carried]) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, spec in enumerate(specs):
+        limit = carried.get(spec.channel)
+        kind = spec.message.get("content", {}).get("type")
+        if limit is not None and kind not in limit.content_types:
+            allowed = ", ".join(sorted(limit.content_types)) or "nothing"
+            reason = (
+                f"{spec.channel.value} is sent through {limit.provider}, which cannot carry "
+                f"{kind}; use {allowed}"
+            )
+            problems.append((f"workflow[{index}].message.content.type", reason))
+    return problems
 
 
 def _raise(problems: Sequence[Problem]) -> NoReturn:

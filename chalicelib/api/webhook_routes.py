@@ -11,7 +11,12 @@ import logging
 
 from chalice import Blueprint, Response
 
-from chalicelib.api.errors import NotFound, WebhookPayloadInvalid, WebhookSignatureInvalid
+from chalicelib.api.errors import (
+    NotFound,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+    WebhookVerificationFailed,
+)
 from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
 from chalicelib.bootstrap import get_services
 from chalicelib.service.webhooks import (
@@ -57,7 +62,8 @@ def handshake(provider: str, kind: str) -> Response:
     webhook, _ = _webhook(provider, kind)
     answer = webhook.challenge(_webhook_request())
     if answer is None:
-        raise WebhookSignatureInvalid("The verification request does not match this deployment.")
+        # Meta's handshake expects 403 when the verify token is not ours.
+        raise WebhookVerificationFailed("The verification request does not match this deployment.")
     return Response(body=answer, status_code=200, headers={"Content-Type": "text/plain"})
 
 

@@ -422,3 +422,36 @@ def test_overdue_follows_every_page_of_a_busy_minute(ddb_client, table_name):
     assert len(first_minute) == 3  # 2 + 2 + 1 items
     assert "ExclusiveStartKey" not in first_minute[0]
     assert all("ExclusiveStartKey" in q for q in first_minute[1:])
+
+
+# --- the recipient index: find_recipient() ----------------------------------------------------
+
+
+class TestRecipientContract:
+    def test_a_send_to_someone_is_found_by_who_they_are(self, repo):
+        added = repo.add(new_dispatch())
+        mine = dataclasses.replace(ref(added), recipient="page:psid-1", sent_at=T0)
+
+        repo.save(sent(added), [mine])
+
+        assert repo.find_recipient("whatsapp", "page:psid-1") == mine
+        assert repo.find_recipient("whatsapp", "page:psid-2") is None
+        assert repo.find_recipient("messenger", "page:psid-1") is None
+
+    def test_the_latest_send_wins_whatever_order_the_writes_come_in(self, repo):
+        first = repo.add(new_dispatch(uuid_n(1)))
+        second = repo.add(new_dispatch(uuid_n(2)))
+        earlier = dataclasses.replace(ref(first, "wamid.early"), recipient="447700900000", sent_at=T0)
+        later = dataclasses.replace(
+            ref(second, "wamid.late"), recipient="447700900000", sent_at=T0 + timedelta(seconds=5)
+        )
+
+        repo.save(sent(second, "wamid.late"), [later])
+        repo.save(sent(first, "wamid.early"), [earlier])  # recorded last, but sent first
+
+        assert repo.find_recipient("whatsapp", "447700900000") == later
+
+    def test_a_send_without_a_recipient_key_is_not_indexed_by_person(self, repo):
+        added = repo.add(new_dispatch())
+        repo.save(sent(added), [ref(added)])
+        assert repo.find_message("whatsapp", "wamid.1") == ref(added)

@@ -234,3 +234,24 @@ def test_logs_never_contain_the_body_token_or_secret(caplog):
     for forbidden in (token, SECRET, "447700900000", "café", "delivered"):
         assert forbidden not in caplog.text
     assert "HTTP 500" in caplog.text
+
+
+def test_a_relayed_user_message_goes_to_the_inbound_url_signed_the_same_way():
+    import dataclasses
+
+    session = FakeSession(200)
+    sender, _ = _sender(session)
+    app = dataclasses.replace(_app(), inbound_url="https://client.example/inbound")
+
+    sender.deliver(app, PAYLOAD, inbound=True)
+
+    (call,) = session.calls
+    assert call["url"] == "https://client.example/inbound"
+    assert verify(call["headers"]["Authorization"], call["data"], SECRET, NOW)
+
+
+def test_an_application_without_an_inbound_url_gets_no_relayed_messages():
+    session = FakeSession()
+    sender, _ = _sender(session)
+    sender.deliver(_app(), PAYLOAD, inbound=True)  # has a status_url, but no inbound_url
+    assert session.calls == []

@@ -547,3 +547,24 @@ def test_a_byte_order_mark_is_ignored() -> None:
 @pytest.mark.parametrize("raw", [b"[]", b'"failover"', b"null", b"42"])
 def test_json_that_is_not_an_object_is_an_invalid_request(raw: bytes) -> None:
     assert problems(decode_json_body(raw, "application/json")) == {"body": "must be a JSON object"}
+
+
+def test_content_the_channels_provider_cannot_carry_is_refused_at_the_request():
+    from chalicelib.api.validation import Carried
+
+    carried = {Channel.VIBER: Carried("viber", frozenset({"text"}))}
+    image = edit(
+        VIBER, ("workflow[0].message.content", {"type": "image", "image": {"url": "https://example.com/a.png"}})
+    )
+
+    with pytest.raises(RequestInvalid) as raised:
+        parse_create_request(image, carried)
+
+    assert raised.value.invalid_parameters == [
+        {
+            "name": "workflow[0].message.content.type",
+            "reason": "viber_service_msg is sent through viber, which cannot carry image; use text",
+        }
+    ]
+    assert parse_create_request(VIBER, carried)  # text still goes
+    assert parse_create_request(image)  # the contract itself allows it
