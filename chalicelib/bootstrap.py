@@ -117,7 +117,11 @@ def build_services(
     )
     webhooks = {name: p for name, p in providers.items() if hasattr(p, "verify")}
     carried = {
-        channel: Carried(provider.name, frozenset(provider.content_types.get(channel, ())))
+        channel: Carried(
+            provider.name,
+            frozenset(provider.content_types.get(channel, ())),
+            getattr(provider, "address_fields", {}).get(channel),
+        )
         for channel, provider in routing.items()
         if hasattr(provider, "content_types")
     }

@@ -27,6 +27,10 @@ sys.path.insert(0, str(ROOT))
 STATE_DIR = Path(os.environ.get("DISPATCH_LOCAL_DIR", ROOT / ".local"))
 HOST = "127.0.0.1"
 MESSENGER_TEXT = "This is a Facebook Messenger Message sent from the Dispatch API"
+#: Settings a developer may set in the shell to override the local stage's, e.g. to send
+#: WhatsApp through the real provider: DISPATCH_CHANNEL_PROVIDERS='{"whatsapp": "whatsapp"}'
+#: (with DISPATCH_WHATSAPP_* credentials, which the stage never sets).
+SHELL_OVERRIDES = ("DISPATCH_CHANNEL_PROVIDERS",)
 #: How often the sweeper runs: the `sweep_overdue` schedule's rate on AWS.
 SWEEP_INTERVAL_SECONDS = 60.0
 
@@ -39,9 +43,11 @@ def main() -> int:
     moto = _start_moto()
     from chalice.cli.factory import CLIFactory
 
+    chosen = {name: os.environ[name] for name in SHELL_OVERRIDES if os.environ.get(name)}
     factory = CLIFactory(str(ROOT), environ=os.environ)
     config = factory.create_config_obj(chalice_stage_name="local")
     app = config.chalice_app  # imports app.py and applies the stage's environment variables
+    os.environ.update(chosen)  # what the developer set in the shell wins over the stage's default
     demo = _prepare(port, moto.endpoint_url)
     stop_sweeper = _start_sweeper(SWEEP_INTERVAL_SECONDS)
     server = _local_server(app, config, port)

@@ -88,7 +88,7 @@ def parse_create_request(
     if not isinstance(body, dict):
         _raise([("body", "must be a JSON object")])
     request, problems = _check_structure(body)
-    problems += _uncovered(_check_rules(body), problems)
+    problems += _uncovered(_check_rules(body, carried or {}), problems)
     if problems or request is None:
         _raise(sorted(problems, key=_item_order))
     specs = [_to_step(item) for item in request.workflow]
@@ -104,6 +104,9 @@ class Carried:
 
     provider: str
     content_types: frozenset[str]
+    #: (from, to) address fields when the provider's differ from the contract's: the Viber
+    #: bot API, for one, can only write to a Viber user `id`, never to a phone number.
+    address: tuple[str, str] | None = None
 
 
 def _check_carried(specs: Sequence[StepSpec], carried: Mapping[Channel, Carried]) -> list[Problem]:
@@ -215,22 +218,25 @@ def _uncovered(rules: list[Problem], structural: list[Problem]) -> list[Problem]
 # --- channel rules ---------------------------------------------------------------------------
 
 
-def _check_rules(body: dict[str, Any]) -> list[Problem]:
+def _check_rules(body: dict[str, Any], carried: Mapping[Channel, Carried]) -> list[Problem]:
     items = body.get("workflow")
     if not isinstance(items, list):
         return []
     problems: list[Problem] = []
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            problems += _check_item(item, f"workflow[{index}]", last=index == len(items) - 1)
+            last = index == len(items) - 1
+            problems += _check_item(item, f"workflow[{index}]", last, carried)
     return problems
 
 
-def _check_item(item: dict[str, Any], path: str, last: bool) -> list[Problem]:
+def _check_item(
+    item: dict[str, Any], path: str, last: bool, carried: Mapping[Channel, Carried]
+) -> list[Problem]:
     problems = _check_failover_place(item, path, last)
     sender, to = _obj(item, "from"), _obj(item, "to")
-    problems += _check_address(sender, f"{path}.from", side=0)
-    problems += _check_address(to, f"{path}.to", side=1)
+    problems += _check_address(sender, f"{path}.from", 0, carried)
+    problems += _check_address(to, f"{path}.to", 1, carried)
     from_channel, to_channel = _channel(sender.get("type")), _channel(to.get("type"))
     if from_channel and to_channel and from_channel is not to_channel:
         reason = f"must be the same channel as from.type, {from_channel.value}"
@@ -260,12 +266,15 @@ def _check_condition(failover: dict[str, Any], path: str, channel: Channel) -> l
     return []
 
 
-def _check_address(address: dict[str, Any], path: str, side: int) -> list[Problem]:
-    """`side` is 0 for `from`, 1 for `to`, indexing `ADDRESS_FIELDS`."""
+def _check_address(
+    address: dict[str, Any], path: str, side: int, carried: Mapping[Channel, Carried]
+) -> list[Problem]:
+    """`side` is 0 for `from`, 1 for `to`, indexing `ADDRESS_FIELDS` (or the provider's own)."""
     channel = _channel(address.get("type"))
     if channel is None:
         return []
-    wanted = ADDRESS_FIELDS[channel][side]
+    limit = carried.get(channel)
+    wanted = (limit.address if limit and limit.address else ADDRESS_FIELDS[channel])[side]
     unwanted = "id" if wanted == "number" else "number"
     role = ("sender", "recipient")[side]
     problems: list[Problem] = []

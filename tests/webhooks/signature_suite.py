@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,14 @@ class SignatureCase:
     wrong_secret: str
     #: The header(s) carrying the signature, removed for the "missing" attack.
     signature_headers: tuple[str, ...]
-    #: Headers that sign `body` correctly but too long ago, for schemes with a timestamp.
+    #: Headers that sign `body` correctly but too long ago, for schemes with a timestamp in a
+    #: header or token.
     sign_stale: Callable[[bytes, str], Mapping[str, str]] | None = None
+    #: A body whose own timestamp is too old, for schemes that carry the time in the body
+    #: (signed with `sign`, so only its age is wrong).
+    stale_body: bytes | None = None
+    #: Builds the HTTP session the app gets (e.g. one serving a signing certificate).
+    session: Callable[[], Any] | None = None
     #: The credentials key holding the webhook secret, removed for the "not configured" attack.
     secret_key: str = ""
     kind: str = "status"

@@ -25,5 +25,5 @@ class ProviderContext:
     #: Aware UTC now.
     clock: Callable[[], datetime]
     #: boto3.client for AWS-hosted providers, built on first use.
-    aws_client: Callable[[str], Any]
+    aws_client: Callable[..., Any]
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
