@@ -80,3 +80,6 @@ def test_each_aws_stage_gets_every_setting_its_timer_needs_from_the_template(sta
     assert settings.timer_backend == backend
     assert settings.stage == stage
     assert not settings.sandbox_routes  # the sandbox is for the local stack only
+    # Every channel goes to a real provider: the sandbox reaches no phone.
+    assert set(settings.channel_providers.values()) == {"vonage"}
+    assert settings.provider_credentials == "secretsmanager"
