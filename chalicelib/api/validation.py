@@ -351,6 +351,10 @@ def _check_content(content: dict[str, Any], path: str, channel: Channel | None) 
     text, limit = content.get("text"), TEXT_LIMITS.get(channel) if channel else None
     if isinstance(text, str) and channel is not None and limit is not None and len(text) > limit:
         problems.append((f"{path}.text", f"must be at most {limit} characters on {channel.value}"))
+    media = content.get(kind)
+    if channel is Channel.MESSENGER and isinstance(media, dict) and "caption" in media:
+        # Messenger attachments have no caption: it would be dropped without a word.
+        problems.append((f"{path}.{kind}.caption", "is not supported on messenger"))
     return problems
 
 

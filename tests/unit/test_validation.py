@@ -172,7 +172,7 @@ def bad(base: Any, path: str, value: Any, names: Sequence[str] = ()) -> Any:
         ok(VIBER, "workflow[1].from.number", "My Company1"),
         ok(VIBER, f"{MESSAGE0}.viber_service_msg", {"category": "promotion", "ttl": 30}),
         ok(MESSENGER, f"{MESSAGE0}.messenger", {"category": "message_tag", "tag": "ticket_update"}),
-        ok(MESSENGER, CONTENT0, {"type": "file", "file": CAPTIONED}),
+        ok(MESSENGER, CONTENT0, {"type": "file", "file": IMAGE}),
         ok(MESSENGER, f"{CONTENT0}.text", "x" * 640),
         ok(VIBER, f"{CONTENT1}.text", "x" * 1000),
         ok(WHATSAPP, CONTENT0, {"type": "text", "text": "x" * 4096}),
@@ -568,3 +568,15 @@ def test_content_the_channels_provider_cannot_carry_is_refused_at_the_request():
     ]
     assert parse_create_request(VIBER, carried)  # text still goes
     assert parse_create_request(image)  # the contract itself allows it
+
+
+@pytest.mark.parametrize("kind", ["image", "file"])
+def test_a_caption_on_messenger_is_refused_rather_than_silently_dropped(kind):
+    media = {"type": kind, kind: {"url": "https://example.com/a.pdf", "caption": "Your invoice"}}
+    with pytest.raises(RequestInvalid) as raised:
+        parse_create_request(edit(MESSENGER, ("workflow[0].message.content", media)))
+    assert raised.value.invalid_parameters == [
+        {"name": f"workflow[0].message.content.{kind}.caption", "reason": "is not supported on messenger"}
+    ]
+    without = {"type": kind, kind: {"url": "https://example.com/a.pdf"}}
+    assert parse_create_request(edit(MESSENGER, ("workflow[0].message.content", without)))

@@ -138,8 +138,8 @@ REQUESTS = [
          "text": "Hi", "messenger": {"category": "message_tag", "tag": "ACCOUNT_UPDATE"}},
     ),
     (
-        "messenger image: v1 takes no caption",
-        item("messenger", {"type": "image", "image": {"url": "https://example.com/a.png", "caption": "dropped"}}, *FB),
+        "messenger image (captions are refused at validation: messenger has none)",
+        item("messenger", {"type": "image", "image": {"url": "https://example.com/a.png"}}, *FB),
         {"message_type": "image", "channel": "messenger", "to": "0000000000000000", "from": "1111111111111111",
          "image": {"url": "https://example.com/a.png"}},
     ),
@@ -156,8 +156,8 @@ REQUESTS = [
          "video": {"url": "https://example.com/a.mp4"}, "messenger": {"category": "update"}},
     ),
     (
-        "messenger file: v1 takes no caption",
-        item("messenger", {"type": "file", "file": {"url": "https://example.com/a.zip", "caption": "dropped"}}, *FB),
+        "messenger file",
+        item("messenger", {"type": "file", "file": {"url": "https://example.com/a.zip"}}, *FB),
         {"message_type": "file", "channel": "messenger", "to": "0000000000000000", "from": "1111111111111111",
          "file": {"url": "https://example.com/a.zip"}},
     ),

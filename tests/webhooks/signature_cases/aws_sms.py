@@ -3,13 +3,13 @@
 SNS puts its signature inside the body and names the certificate to check it with
 (`SigningCertURL`, an https URL on an SNS host). So here "the secret" is whose key signed: the
 body is signed with SNS_KEY, and `sign(body, secret)` decides which certificate AWS "serves" at
-that URL: SNS_KEY's ("sns") or a stranger's ("forged"). The suite's fresh ScriptedSession
-cannot be scripted from a case, so the certificate is put in the process-wide certificate cache
-the provider reads before it would fetch (the fetch itself is tested in test_aws_sms_e2e.py).
+that URL: SNS_KEY's ("sns") or a stranger's ("forged"). Which certificate depends on
+the secret `sign` is given, so it is put in the process-wide certificate cache the provider reads
+before it would fetch (the fetch itself is tested in test_aws_sms_e2e.py).
 The "missing signature" attack drops SNS's `x-amz-sns-message-type` header; `topic_arn`, the
 list of topics allowed to post, plays the configured secret (without it all is refused).
-There is no `sign_stale`: SNS's Timestamp is inside the fixed body (stale messages are tested
-in tests/unit/providers/test_aws_sms_webhook.py).
+SNS's Timestamp is inside the signed body, so the stale attack is a body SNS_KEY signed two hours
+ago (`stale_body`).
 
 `SnsSigner` is also what the aws_sms unit and end-to-end tests sign with: it builds the string
 to sign on its own, from AWS's documentation, so it checks the provider rather than echoing it.
@@ -156,6 +156,14 @@ BODY = body_of(
 )
 
 
+#: Signed by SNS's key, but sent two hours ago: a replay.
+TWO_HOURS_AGO = body_of(
+    SNS_KEY.notification(
+        DELIVERED_EVENT, timestamp=datetime.now(timezone.utc) - timedelta(hours=2), url=CASE_CERT_URL
+    )
+)
+
+
 def _sign(body: bytes, secret: str) -> Mapping[str, str]:
     PROCESS_CACHE.put(CASE_CERT_URL, SIGNERS[secret].pem)
     return headers_for(json.loads(body))
@@ -173,5 +181,6 @@ CASE = SignatureCase(
     secret="sns",
     wrong_secret="forged",
     signature_headers=("x-amz-sns-message-type",),
+    stale_body=TWO_HOURS_AGO,
     secret_key="topic_arn",
 )

@@ -1,8 +1,7 @@
 """Viber: X-Viber-Content-Signature = hex HMAC-SHA256(auth_token, raw body).
 
-The time Viber's freshness check reads is inside the signed body (`timestamp`, ms), so a stale
-attack needs another body; `sign_stale` only gets to choose headers. The stale case is tested
-in test_viber_e2e.py instead.
+The time Viber's freshness check reads is inside the signed body (`timestamp`, ms), so the stale
+attack is a correctly signed body stamped two hours ago (`stale_body`).
 """
 from __future__ import annotations
 
@@ -25,14 +24,19 @@ def sign(body: bytes, secret: str) -> Mapping[str, str]:
 
 
 # Stamped at import: the suite's stack runs on the wall clock, and Viber's window is an hour.
-BODY = json.dumps(
-    {
-        "event": "delivered",
-        "timestamp": int(time.time() * 1000),
-        "message_token": 4912661846655238145,
-        "user_id": "01234567890A=",
-    }
-).encode()
+def _delivered(at_ms: int) -> bytes:
+    return json.dumps(
+        {
+            "event": "delivered",
+            "timestamp": at_ms,
+            "message_token": 4912661846655238145,
+            "user_id": "01234567890A=",
+        }
+    ).encode()
+
+
+BODY = _delivered(int(time.time() * 1000))
+TWO_HOURS_AGO = _delivered(int((time.time() - 7200) * 1000))
 
 CASE = SignatureCase(
     provider="viber",
@@ -43,6 +47,6 @@ CASE = SignatureCase(
     secret=TOKEN,
     wrong_secret="4453b6ac1s345678-e02c5f12174805f9-not-this-bot",
     signature_headers=("X-Viber-Content-Signature",),
-    sign_stale=None,
+    stale_body=TWO_HOURS_AGO,
     secret_key="auth_token",
 )
