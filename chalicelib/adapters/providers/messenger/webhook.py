@@ -11,8 +11,6 @@ sent to them at or before the watermark.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -20,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from chalicelib.adapters.providers import meta_webhooks
 from chalicelib.adapters.providers.messenger import codes
 from chalicelib.adapters.providers.messenger.inbound import inbound_messages, ms_time
 from chalicelib.adapters.providers.messenger.payload import (
@@ -38,16 +37,11 @@ from chalicelib.service.webhooks import (
     WebhookBatch,
     WebhookMalformed,
     WebhookRequest,
-    WebhookUnauthorized,
 )
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "x-hub-signature-256"
-SIGNATURE_PREFIX = "sha256="
 OBJECT = "page"
-#: Meta's challenge is "an int"; anything else is not echoed back.
-CHALLENGE = re.compile(r"[0-9A-Za-z_-]{1,128}")
 #: Keys every event has; the one other key says what the event is.
 ENVELOPE_KEYS = frozenset({"sender", "recipient", "timestamp"})
 #: What an unknown event's key may look like in a log line.
@@ -57,28 +51,12 @@ M = TypeVar("M", bound=Model)
 
 
 def verify(app_secret: str, request: WebhookRequest) -> None:
-    """Raise WebhookUnauthorized unless the raw body carries a valid signature by `app_secret`."""
-    if not app_secret:
-        raise WebhookUnauthorized("messenger app_secret is not configured")
-    header = request.headers.get(SIGNATURE_HEADER, "").strip()
-    if not header.lower().startswith(SIGNATURE_PREFIX):
-        raise WebhookUnauthorized(f"no {SIGNATURE_HEADER} header")
-    expected = hmac.new(app_secret.encode(), request.body, hashlib.sha256).hexdigest()
-    given = header[len(SIGNATURE_PREFIX):].strip().lower()
-    if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
-        raise WebhookUnauthorized("signature does not match")
+    """Raise WebhookUnauthorized unless the raw body carries Meta's signature by `app_secret`."""
+    meta_webhooks.verify("messenger", app_secret, request)
 
 
 def challenge(verify_token: str, request: WebhookRequest) -> str | None:
-    """`hub.challenge` when the request is Meta's subscription handshake with our verify token."""
-    query = request.query
-    token = query.get("hub.verify_token", "")
-    answer = query.get("hub.challenge", "")
-    if not verify_token or query.get("hub.mode") != "subscribe":
-        return None
-    if not hmac.compare_digest(token.encode("utf-8", "replace"), verify_token.encode()):
-        return None
-    return answer if CHALLENGE.fullmatch(answer) else None
+    return meta_webhooks.challenge(verify_token, request)
 
 
 class _Batch:

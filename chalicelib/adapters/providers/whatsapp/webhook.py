@@ -6,14 +6,12 @@ URL an app may have, so `/status` and `/inbound` both accept everything in it.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import re
 
 from pydantic import ValidationError
 
+from chalicelib.adapters.providers import meta_webhooks
 from chalicelib.adapters.providers.whatsapp import codes
 from chalicelib.adapters.providers.whatsapp.inbound import inbound_message
 from chalicelib.adapters.providers.whatsapp.payload import Notification, Status, Value
@@ -24,41 +22,20 @@ from chalicelib.service.webhooks import (
     WebhookBatch,
     WebhookMalformed,
     WebhookRequest,
-    WebhookUnauthorized,
 )
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "x-hub-signature-256"
-SIGNATURE_PREFIX = "sha256="
 OBJECT = "whatsapp_business_account"
-#: Meta's challenge is "an int"; anything else is not echoed back.
-CHALLENGE = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
 
 def verify(app_secret: str, request: WebhookRequest) -> None:
-    """Raise WebhookUnauthorized unless the raw body carries a valid signature by `app_secret`."""
-    if not app_secret:
-        raise WebhookUnauthorized("whatsapp app_secret is not configured")
-    header = request.headers.get(SIGNATURE_HEADER, "").strip()
-    if not header.lower().startswith(SIGNATURE_PREFIX):
-        raise WebhookUnauthorized(f"no {SIGNATURE_HEADER} header")
-    expected = hmac.new(app_secret.encode(), request.body, hashlib.sha256).hexdigest()
-    given = header[len(SIGNATURE_PREFIX):].strip().lower()
-    if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
-        raise WebhookUnauthorized("signature does not match")
+    """Raise WebhookUnauthorized unless the raw body carries Meta's signature by `app_secret`."""
+    meta_webhooks.verify("whatsapp", app_secret, request)
 
 
 def challenge(verify_token: str, request: WebhookRequest) -> str | None:
-    """`hub.challenge` when the request is Meta's subscription handshake with our verify token."""
-    query = request.query
-    token = query.get("hub.verify_token", "")
-    answer = query.get("hub.challenge", "")
-    if not verify_token or query.get("hub.mode") != "subscribe":
-        return None
-    if not hmac.compare_digest(token.encode("utf-8", "replace"), verify_token.encode()):
-        return None
-    return answer if CHALLENGE.fullmatch(answer) else None
+    return meta_webhooks.challenge(verify_token, request)
 
 
 def parse(body: bytes) -> WebhookBatch:

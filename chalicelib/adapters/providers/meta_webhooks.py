@@ -1,0 +1,43 @@
+"""What Meta's webhooks share, for WhatsApp Cloud and Messenger alike.
+
+Both sign every POST with `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`
+and check a callback URL with the same GET handshake (`hub.mode=subscribe`, `hub.verify_token`,
+`hub.challenge`). Neither scheme carries a time, so there is no replay window to check.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from chalicelib.service.webhooks import WebhookRequest, WebhookUnauthorized
+
+SIGNATURE_HEADER = "x-hub-signature-256"
+SIGNATURE_PREFIX = "sha256="
+#: Meta's challenge is "an int"; anything else is not echoed back.
+CHALLENGE = re.compile(r"[0-9A-Za-z_-]{1,128}")
+
+
+def verify(provider: str, app_secret: str, request: WebhookRequest) -> None:
+    """Raise WebhookUnauthorized unless the raw body carries a valid signature by `app_secret`."""
+    if not app_secret:
+        raise WebhookUnauthorized(f"{provider} app_secret is not configured")
+    header = request.headers.get(SIGNATURE_HEADER, "").strip()
+    if not header.lower().startswith(SIGNATURE_PREFIX):
+        raise WebhookUnauthorized(f"no {SIGNATURE_HEADER} header")
+    expected = hmac.new(app_secret.encode(), request.body, hashlib.sha256).hexdigest()
+    given = header[len(SIGNATURE_PREFIX):].strip().lower()
+    if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
+        raise WebhookUnauthorized("signature does not match")
+
+
+def challenge(verify_token: str, request: WebhookRequest) -> str | None:
+    """`hub.challenge` when the request is Meta's subscription handshake with our verify token."""
+    query = request.query
+    token = query.get("hub.verify_token", "")
+    answer = query.get("hub.challenge", "")
+    if not verify_token or query.get("hub.mode") != "subscribe":
+        return None
+    if not hmac.compare_digest(token.encode("utf-8", "replace"), verify_token.encode()):
+        return None
+    return answer if CHALLENGE.fullmatch(answer) else None
