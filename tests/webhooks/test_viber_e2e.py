@@ -169,7 +169,7 @@ def test_a_timeout_is_retried_too(table_name):
     session.respond(SEND_URL, requests.ReadTimeout("read timed out"))
     with provider_stack(table_name, ROUTING, CREDENTIALS, session) as stack:
         first = view(stack, create(stack, dispatch()))["messages"][0]
-    assert (first["phase"], first["error"]["code"]) == ("retrying", "viber_timeout")
+    assert (first["phase"], first["error"]["code"]) == ("retrying", "timeout")
 
 
 def test_a_phone_number_is_refused_at_the_request_when_viber_goes_through_the_bot(table_name, session):

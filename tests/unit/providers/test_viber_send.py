@@ -209,10 +209,10 @@ def test_an_answer_without_a_numeric_status_is_transient(body):
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (requests.ReadTimeout("read timed out"), "viber_timeout"),
-        (requests.ConnectTimeout("connect timed out"), "viber_timeout"),
-        (requests.ConnectionError("connection refused"), "viber_unreachable"),
-        (requests.exceptions.SSLError("bad certificate"), "viber_unreachable"),
+        (requests.ReadTimeout("read timed out"), "timeout"),
+        (requests.ConnectTimeout("connect timed out"), "timeout"),
+        (requests.ConnectionError("connection refused"), "connection"),
+        (requests.exceptions.SSLError("bad certificate"), "connection"),
     ],
 )
 def test_timeouts_and_connection_errors_are_transient(error, code):

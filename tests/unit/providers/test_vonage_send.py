@@ -302,7 +302,7 @@ def test_the_reason_carries_vonages_title_and_detail():
     [
         (requests.ReadTimeout("read timed out"), "timeout"),
         (requests.ConnectTimeout("connect timed out"), "timeout"),
-        (requests.ConnectionError("connection refused"), "connection_error"),
+        (requests.ConnectionError("connection refused"), "connection"),
     ],
 )
 def test_timeouts_and_connection_errors_are_transient(exception, code):

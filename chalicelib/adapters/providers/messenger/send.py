@@ -15,8 +15,7 @@ import hmac
 import logging
 from typing import Any
 
-import requests
-
+from chalicelib.adapters.providers import http
 from chalicelib.adapters.providers.messenger import codes
 from chalicelib.adapters.providers.messenger.settings import MessengerSettings
 from chalicelib.service.ports import ProviderError
@@ -52,16 +51,15 @@ def post_message(
         "Content-Type": "application/json",
     }
     params = {"appsecret_proof": appsecret_proof(settings)} if settings.app_secret else None
-    try:
-        response = session.post(
-            messages_url(settings, page_id), headers=headers, params=params, json=body, timeout=timeout
-        )
-    except requests.Timeout:
-        # The message may or may not have gone out; the engine's retry limit bounds duplicates.
-        raise ProviderError("messenger send timed out", permanent=False, code="timeout") from None
-    except requests.RequestException as exc:
-        reason = f"messenger unreachable: {type(exc).__name__}"
-        raise ProviderError(reason, permanent=False, code="connection") from None
+    response = http.post(
+        session,
+        "messenger",
+        messages_url(settings, page_id),
+        headers=headers,
+        params=params,
+        json=body,
+        timeout=timeout,
+    )
     if 200 <= response.status_code < 300:
         return _accepted(response)
     raise _refused(response)

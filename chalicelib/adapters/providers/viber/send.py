@@ -9,8 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import requests
-
+from chalicelib.adapters.providers import http
 from chalicelib.adapters.providers.viber.codes import (
     GENERAL_ERROR,
     SEND_CODES,
@@ -32,8 +31,6 @@ USER_ID_REQUIRED = "viber_user_id_required"
 NOT_CONFIGURED = "viber_not_configured"
 NOT_CARRIED = "viber_content_not_carried"
 BAD_RESPONSE = "viber_bad_response"
-TIMEOUT = "viber_timeout"
-UNREACHABLE = "viber_unreachable"
 
 
 def recipient(step: Step) -> str | None:
@@ -102,16 +99,9 @@ def _sender(step: Step, credentials: Mapping[str, str]) -> dict[str, str]:
 
 def post_message(session: Any, timeout: Any, auth_token: str, body: Mapping[str, Any]) -> str:
     """POST one message; its message token, or ProviderError classified for failover."""
-    try:
-        response = session.post(
-            SEND_URL, json=dict(body), headers={AUTH_HEADER: auth_token}, timeout=timeout
-        )
-    except requests.Timeout:
-        # The message may have gone out; a retry can duplicate it, which beats losing it.
-        raise ProviderError("Viber did not answer in time", permanent=False, code=TIMEOUT) from None
-    except requests.RequestException as exc:
-        reason = f"Viber could not be reached: {type(exc).__name__}"
-        raise ProviderError(reason, permanent=False, code=UNREACHABLE) from None
+    response = http.post(
+        session, "Viber", SEND_URL, json=dict(body), headers={AUTH_HEADER: auth_token}, timeout=timeout
+    )
     return read_answer(response)
 
 

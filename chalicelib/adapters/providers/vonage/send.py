@@ -16,8 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
+from chalicelib.adapters.providers import http
 from chalicelib.domain.model import Channel, Step
 from chalicelib.service.ports import ProviderError
 
@@ -118,14 +117,7 @@ def post_message(
         "Content-Type": "application/json",
         "Accept": "application/json",
     }
-    try:
-        response = session.post(url, json=body, headers=headers, timeout=timeout)
-    except requests.Timeout:
-        raise ProviderError("Vonage did not answer in time", permanent=False, code="timeout") from None
-    except requests.RequestException as exc:
-        # The exception text can hold the URL and headers; its class name is enough.
-        reason = f"could not reach Vonage ({type(exc).__name__})"
-        raise ProviderError(reason, permanent=False, code="connection_error") from None
+    response = http.post(session, "Vonage", url, json=body, headers=headers, timeout=timeout)
     if 200 <= response.status_code < 300:
         return _message_uuid(response)
     raise _error(response)

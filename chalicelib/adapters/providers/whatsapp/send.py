@@ -10,8 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
+from chalicelib.adapters.providers import http
 from chalicelib.adapters.providers.whatsapp import codes
 from chalicelib.adapters.providers.whatsapp.settings import WhatsAppSettings
 from chalicelib.service.ports import ProviderError
@@ -49,14 +48,9 @@ def post_message(
         "Authorization": f"Bearer {settings.access_token}",
         "Content-Type": "application/json",
     }
-    try:
-        response = session.post(messages_url(settings), headers=headers, json=body, timeout=timeout)
-    except requests.Timeout:
-        # The message may or may not have gone out; the engine's retry limit bounds duplicates.
-        raise ProviderError("whatsapp send timed out", permanent=False, code="timeout") from None
-    except requests.RequestException as exc:
-        reason = f"whatsapp unreachable: {type(exc).__name__}"
-        raise ProviderError(reason, permanent=False, code="connection") from None
+    response = http.post(
+        session, "whatsapp", messages_url(settings), headers=headers, json=body, timeout=timeout
+    )
     if 200 <= response.status_code < 300:
         return _accepted(response)
     raise _refused(response)
