@@ -258,3 +258,24 @@ def test_a_signed_body_that_is_not_a_vonage_event_is_a_400(stack):
 
 def test_there_is_no_get_handshake(stack):
     assert stack.client.http.get("/webhooks/vonage/status").status_code == 403
+
+
+def test_each_message_s_price_reaches_its_callback_and_the_final_report_sums_them(stack, session):
+    dispatch_uuid = create(stack, dispatch("read"))
+    # WhatsApp delivered (and priced) but never read: the SMS goes out at the deadline.
+    deliver(stack, "status", payload("status_delivered_whatsapp.json", message_uuid="vonage-1"))
+    stack.clock.advance(601)
+    assert stack.fire_due_checks(dispatch_uuid) == 1
+    sms = payload(
+        "status_delivered_whatsapp.json",
+        message_uuid="vonage-2",
+        channel="sms",
+        usage={"currency": "EUR", "price": "0.0333"},
+    )
+    deliver(stack, "status", sms)
+
+    bodies = [json.loads(data) for url, data, _ in session.callbacks() if url == "https://app.example/status"]
+    priced = [b["usage"] for b in bodies if b.get("status") == "delivered"]
+    assert priced == [{"price": "0.0147", "currency": "EUR"}, {"price": "0.0333", "currency": "EUR"}]
+    [report] = [b for b in bodies if "dispatch_uuid" in b]
+    assert (report["status"], report["usage"]) == ("completed", {"price": "0.0480", "currency": "EUR"})
