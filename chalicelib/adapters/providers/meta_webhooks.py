@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import re
 
-from chalicelib.service.webhooks import WebhookRequest, WebhookUnauthorized
+from pydantic import ValidationError
+
+from chalicelib.service.webhooks import WebhookMalformed, WebhookRequest, WebhookUnauthorized
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 SIGNATURE_PREFIX = "sha256="
@@ -41,3 +43,12 @@ def challenge(verify_token: str, request: WebhookRequest) -> str | None:
     if not hmac.compare_digest(token.encode("utf-8", "replace"), verify_token.encode()):
         return None
     return answer if CHALLENGE.fullmatch(answer) else None
+
+
+def malformed(product: str, exc: ValueError) -> WebhookMalformed:
+    """A short reason naming the field, never the values (they may hold a user's message)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return WebhookMalformed(f"not a {product} notification: {where}: {first['msg']}")
+    return WebhookMalformed("body is not JSON")

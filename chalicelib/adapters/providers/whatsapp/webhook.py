@@ -43,7 +43,7 @@ def parse(body: bytes) -> WebhookBatch:
     try:
         notification = Notification.model_validate(json.loads(body))
     except ValueError as exc:  # JSON errors and ValidationError alike
-        raise WebhookMalformed(_why(exc)) from None
+        raise meta_webhooks.malformed("WhatsApp", exc) from None
     if notification.object != OBJECT:
         raise WebhookMalformed(f"object is not {OBJECT}")
     statuses: list[ProviderStatus] = []
@@ -101,13 +101,4 @@ def _value(raw: dict) -> Value:
     try:
         return Value.model_validate(raw)
     except ValidationError as exc:
-        raise WebhookMalformed(_why(exc)) from None
-
-
-def _why(exc: ValueError) -> str:
-    """A short reason naming the field, never the values (they may hold a user's message)."""
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        return f"not a WhatsApp notification: {where}: {first['msg']}"
-    return "body is not JSON"
+        raise meta_webhooks.malformed("WhatsApp", exc) from None
