@@ -10,8 +10,13 @@ item left behind by a save that lost a race only points at a step, whose later s
 recorded as they come. Plain writes also cost half the write units of transactional ones (and
 moto's transactions copy the whole table, which would slow the local stack down as it fills).
 
-Calls: `get` and `find_message` one GetItem, `add` one PutItem, `save` one PutItem plus one per
-message ref. Both kinds of item carry `expires_at` (creation + retention, epoch seconds) for TTL.
+A ref that names its recipient also points `RCPT#<provider>#<recipient>` at the message, unless a
+later send already did (a conditional put on `sent_at`): webhooks that name a person rather than a
+message (Messenger's watermarks, a user's reply) find the latest message sent to them there.
+
+Calls: `get`, `find_message` and `find_recipient` one GetItem; `add` one PutItem; `save` one
+PutItem plus one per message ref (two when it names a recipient); `overdue` one Query per minute.
+Every item carries `expires_at` (creation + retention, epoch seconds) for TTL.
 
 A live dispatch item also carries `due_minute`, the minute of its `due_at`, which puts it in the
 sparse `due` index (see `dynamodb_table`). `overdue` reads that index one minute at a time: one

@@ -5,6 +5,7 @@ Items (all keys are strings):
     KEY#<api_key> / KEY                 api key index (Basic auth)
     DSP#<dispatch_uuid> / DSP           dispatch aggregate
     MSG#<provider>#<message_id> / MSG   message index (webhook correlation, strongly consistent)
+    RCPT#<provider>#<recipient> / RCPT  latest message sent to a person (watermarks, replies)
 
 One global secondary index, `due`, serves the safety sweeper: a live dispatch carries
 `due_minute` (its `due_at` cut to the minute) and `due_at`; a final one carries neither, so only
