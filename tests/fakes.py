@@ -10,7 +10,7 @@ from typing import Any
 
 from chalicelib.domain.application import Application
 from chalicelib.domain.model import Step
-from chalicelib.service.ports import ProviderError
+from chalicelib.service.ports import CallbackId, ProviderError
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -102,10 +102,20 @@ class RecordingCallbacks:
     #: Relayed user messages, kept apart: they go to the inbound URL.
     inbound: list[tuple[str, dict]] = field(default_factory=list)
 
+    #: The identity of each status callback, in the order delivered.
+    ids: list[CallbackId] = field(default_factory=list)
+
     def deliver(
-        self, application: Application, payload: Mapping[str, Any], *, inbound: bool = False
+        self,
+        application: Application,
+        payload: Mapping[str, Any],
+        *,
+        inbound: bool = False,
+        callback_id: CallbackId | None = None,
     ) -> None:
         (self.inbound if inbound else self.delivered).append((application.application_id, dict(payload)))
+        if callback_id is not None:
+            self.ids.append(callback_id)
 
     def for_dispatch(self, dispatch_uuid: str) -> list[dict]:
         return [

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.domain.application import Application
-from chalicelib.service.ports import CallbackSender
+from chalicelib.service.ports import CallbackId, CallbackSender
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +26,22 @@ MAX_QUEUED = 10_000
 class BackgroundCallbackSender:
     def __init__(self, inner: CallbackSender, max_queued: int = MAX_QUEUED) -> None:
         self._inner = inner
-        self._queue: queue.Queue[tuple[Application, dict[str, Any], bool]] = queue.Queue(max_queued)
+        self._queue: queue.Queue[tuple[Application, dict[str, Any], bool, CallbackId | None]] = (
+            queue.Queue(max_queued)
+        )
         self._thread = threading.Thread(target=self._run, name="callbacks", daemon=True)
         self._thread.start()
 
     def deliver(
-        self, application: Application, payload: Mapping[str, Any], *, inbound: bool = False
+        self,
+        application: Application,
+        payload: Mapping[str, Any],
+        *,
+        inbound: bool = False,
+        callback_id: CallbackId | None = None,
     ) -> None:
         try:
-            self._queue.put_nowait((application, dict(payload), inbound))
+            self._queue.put_nowait((application, dict(payload), inbound, callback_id))
         except queue.Full:
             logger.error(
                 "callback queue full; callback dropped",
@@ -47,9 +54,9 @@ class BackgroundCallbackSender:
 
     def _run(self) -> None:
         while True:
-            application, payload, inbound = self._queue.get()
+            application, payload, inbound, callback_id = self._queue.get()
             try:
-                self._inner.deliver(application, payload, inbound=inbound)
+                self._inner.deliver(application, payload, inbound=inbound, callback_id=callback_id)
             except Exception:  # the inner sender never raises; a bug must not stop the worker
                 logger.exception("callback delivery failed")
             finally:

@@ -17,7 +17,7 @@ import requests
 from chalicelib.adapters.callback_signing import sign
 from chalicelib.domain.application import Application
 from chalicelib.service.callback_payloads import dispatch_uuid_of
-from chalicelib.service.ports import SecretStore
+from chalicelib.service.ports import CallbackId, SecretStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,22 +50,36 @@ class HttpCallbackSender:
         self._sleep = sleep
 
     def deliver(
-        self, application: Application, payload: Mapping[str, Any], *, inbound: bool = False
+        self,
+        application: Application,
+        payload: Mapping[str, Any],
+        *,
+        inbound: bool = False,
+        callback_id: CallbackId | None = None,
     ) -> None:
-        """Sign and post one callback. Never raises."""
+        """Sign and post one callback. Never raises.
+
+        A numbered callback carries `X-Dispatch-Event-Id` and `X-Dispatch-Sequence`, repeated as
+        the signed claims `event_id` and `seq`: receivers dedupe on the one and order by the
+        other."""
         ids = _log_ids(application, payload)
         url = application.inbound_url if inbound else application.status_url
         if not url:
             logger.info("callback skipped, no %s: %s", "inbound_url" if inbound else "status_url", ids)
             return
         try:
-            self._deliver(application, url, payload, ids)
+            self._deliver(application, url, payload, ids, callback_id)
         except Exception:  # the port promises never to raise into the dispatch flow
             # Without the traceback: exception text could quote the body or the token.
             logger.error("callback failed unexpectedly: %s", ids)
 
     def _deliver(
-        self, application: Application, url: str, payload: Mapping[str, Any], ids: str
+        self,
+        application: Application,
+        url: str,
+        payload: Mapping[str, Any],
+        ids: str,
+        callback_id: CallbackId | None,
     ) -> None:
         # Serialised once so every attempt signs and sends the very same bytes.
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -76,7 +90,7 @@ class HttpCallbackSender:
             logger.error("callback not sent, signature secret unavailable: %s", ids)
             return
         for attempt in range(1, self._attempts + 1):
-            outcome = self._attempt(application, url, body, secret, ids, attempt)
+            outcome = self._attempt(application, url, body, secret, ids, attempt, callback_id)
             if outcome != _RETRY:
                 return
             if attempt < self._attempts:
@@ -84,14 +98,27 @@ class HttpCallbackSender:
         logger.error("callback dropped after %d attempts: %s", self._attempts, ids)
 
     def _attempt(
-        self, application: Application, url: str, body: bytes, secret: str, ids: str, attempt: int
+        self,
+        application: Application,
+        url: str,
+        body: bytes,
+        secret: str,
+        ids: str,
+        attempt: int,
+        callback_id: CallbackId | None,
     ) -> str:
-        token = sign(body, secret, application.application_id, application.api_key, self._clock())
+        claims = {"event_id": callback_id.event_id, "seq": callback_id.seq} if callback_id else None
+        token = sign(
+            body, secret, application.application_id, application.api_key, self._clock(), claims
+        )
         headers = {
             "Content-Type": "application/json",
             "Authorization": f"Bearer {token}",
             "User-Agent": USER_AGENT,
         }
+        if callback_id is not None:
+            headers["X-Dispatch-Event-Id"] = callback_id.event_id
+            headers["X-Dispatch-Sequence"] = str(callback_id.seq)
         try:
             response = self._session.post(
                 # No redirects: a redirected POST turns into a GET and loses the body.

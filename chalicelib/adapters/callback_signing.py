@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -45,9 +46,20 @@ def payload_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def sign(body: bytes, secret: str, application_id: str, api_key: str, now: datetime) -> str:
-    """A token for one request whose body is exactly `body`; a fresh `jti` on every call."""
+def sign(
+    body: bytes,
+    secret: str,
+    application_id: str,
+    api_key: str,
+    now: datetime,
+    extra_claims: Mapping[str, Any] | None = None,
+) -> str:
+    """A token for one request whose body is exactly `body`; a fresh `jti` on every call.
+
+    `extra_claims` (the callback's `event_id` and `seq`) are signed too, so the headers that
+    repeat them can be checked against the token."""
     claims = {
+        **(extra_claims or {}),
         "iat": int(now.timestamp()),
         "jti": str(uuid.uuid4()),
         "iss": ISSUER,

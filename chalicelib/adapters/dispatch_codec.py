@@ -6,6 +6,7 @@ Pure: no I/O. The layout, one item per dispatch:
     dispatch_uuid, application_id, template, status, current, version     scalars
     created_at, updated_at, due_at, ended_at                              ISO 8601 UTC strings
     completed_by                                                          number
+    callbacks (how many callbacks were decided; absent means 0)           number
     steps: [ {index, message_uuid, phase, ..., spec: {...}, history: [...], usage: {...}} ]
 
 Datetimes are stored as `YYYY-MM-DDTHH:MM:SS.ffffffZ`: exact to the microsecond, and they sort
@@ -157,6 +158,7 @@ def _dispatch_to_plain(d: Dispatch) -> dict[str, Any]:
             "due_at": _time_or_none(d.due_at),
             "ended_at": _time_or_none(d.ended_at),
             "completed_by": d.completed_by,
+            "callbacks": d.callbacks or None,
             "steps": [_step_to_plain(s) for s in d.steps],
         }
     )
@@ -175,6 +177,7 @@ def _dispatch_from_plain(p: dict[str, Any]) -> Dispatch:
         due_at=_parse_or_none(p.get("due_at")),
         ended_at=_parse_or_none(p.get("ended_at")),
         completed_by=p.get("completed_by"),
+        callbacks=p.get("callbacks", 0),
         steps=tuple(_step_from_plain(s) for s in p["steps"]),
     )
 

@@ -5,7 +5,7 @@ imperative (`SendMessage`, `ScheduleCheck`...). Every action is idempotent to pe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Union
 
@@ -42,6 +42,9 @@ class NotifyStatus:
 
     step_index: int
     record: StatusRecord
+    #: The callback's number within its dispatch (1, 2, ...), given when the decision is made;
+    #: numbering, not content, so it takes no part in comparisons.
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class NotifyFinal:
     """The one final report of the dispatch."""
 
     at: datetime
+    seq: int = field(default=0, compare=False)
 
 
 Action = Union[SendMessage, ScheduleCheck, CancelCheck, NotifyStatus, NotifyFinal]
@@ -70,6 +74,20 @@ class SendFailed:
 SendResult = Union[SendAccepted, SendFailed]
 
 
+def numbered(dispatch: Dispatch, actions: tuple[Action, ...]) -> tuple[Dispatch, tuple[Action, ...]]:
+    """Number the decision's unnumbered callbacks after the dispatch's last one, and count them
+    in it. (Callbacks of a decision folded into this one, such as a deadline applied before a
+    late status, were numbered and counted already.)"""
+    seq = dispatch.callbacks
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, (NotifyStatus, NotifyFinal)) and action.seq == 0:
+            seq += 1
+            action = replace(action, seq=seq)
+        out.append(action)
+    return replace(dispatch, callbacks=seq), tuple(out)
+
+
 @dataclass(frozen=True)
 class Decision:
     """The dispatch after an input, and the effects to perform once it is saved.
@@ -80,3 +98,13 @@ class Decision:
     dispatch: Dispatch
     actions: tuple[Action, ...] = ()
     changed: bool = True
+
+    def __post_init__(self) -> None:
+        # Every decision that changes the dispatch numbers its own callbacks, whichever
+        # transition made it: nothing to forget, and a no-op decision numbers nothing.
+        if self.changed and any(
+            isinstance(a, (NotifyStatus, NotifyFinal)) and a.seq == 0 for a in self.actions
+        ):
+            dispatch, actions = numbered(self.dispatch, self.actions)
+            object.__setattr__(self, "dispatch", dispatch)
+            object.__setattr__(self, "actions", actions)

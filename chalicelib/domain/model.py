@@ -167,6 +167,9 @@ class Dispatch:
     completed_by: int | None = None  #: index of the step that met its condition
     ended_at: datetime | None = None
     version: int = 0  #: optimistic-lock version; 0 means never saved
+    #: How many callbacks the dispatch has decided: the next one is numbered `callbacks + 1`.
+    #: Saved with the state change that decides them, so a number is never reused.
+    callbacks: int = 0
 
     @property
     def current_step(self) -> Step:

@@ -5,6 +5,7 @@ model: no I/O, no clock. Also home to `iso`, the one timestamp format used on th
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -99,6 +100,11 @@ def total_usage(steps: tuple[Step, ...]) -> dict[str, str] | None:
         return None
     # Fixed-point, so an input like "1E-4" never leaks exponent notation onto the wire.
     return {"price": format(price, "f"), "currency": currencies.pop()}
+
+
+def callback_event_id(dispatch_uuid: str, seq: int) -> str:
+    """The event id of a dispatch's `seq`-th callback: the same on every delivery and replay."""
+    return str(uuid.uuid5(uuid.UUID(dispatch_uuid), f"callback:{seq}"))
 
 
 def dispatch_uuid_of(body: Any) -> str | None:

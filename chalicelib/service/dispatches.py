@@ -30,6 +30,7 @@ from chalicelib.domain.model import Channel, Dispatch, Policy, StatusEvent, Step
 from chalicelib.service import callback_payloads as payloads
 from chalicelib.service.ports import (
     ApplicationLookup,
+    CallbackId,
     CallbackSender,
     ChannelProvider,
     Clock,
@@ -55,7 +56,7 @@ Decide = Callable[[Dispatch, datetime], Decision]
 class _Outbox:
     """Callbacks decided during one input, delivered once every send and timer is done."""
 
-    items: list[tuple[str, dict]] = field(default_factory=list)
+    items: list[tuple[str, dict, CallbackId]] = field(default_factory=list)
 
 
 class DispatchService:
@@ -191,10 +192,10 @@ class DispatchService:
             elif isinstance(action, NotifyStatus):
                 step = saved.steps[action.step_index]
                 payload = payloads.message_status_payload(saved, step, action.record)
-                outbox.items.append((saved.application_id, payload))
+                outbox.items.append((saved.application_id, payload, _callback_id(saved, action.seq)))
             elif isinstance(action, NotifyFinal):
                 payload = payloads.final_report_payload(saved, action.at)
-                outbox.items.append((saved.application_id, payload))
+                outbox.items.append((saved.application_id, payload, _callback_id(saved, action.seq)))
 
     def _send_and_record(self, saved: Dispatch, index: int, outbox: _Outbox) -> None:
         began = self._clock.now()
@@ -251,14 +252,18 @@ class DispatchService:
         known: dict[str, Application | None] = (
             {application.application_id: application} if application else {}
         )
-        for application_id, payload in outbox.items:
+        for application_id, payload, callback_id in outbox.items:
             if application_id not in known:
                 known[application_id] = self._apps.get(application_id)
             app = known[application_id]
             if app is None:
                 logger.warning("callback for unknown application", extra={"app": application_id})
                 continue
-            self._callbacks.deliver(app, payload)
+            self._callbacks.deliver(app, payload, callback_id=callback_id)
+
+
+def _callback_id(dispatch: Dispatch, seq: int) -> CallbackId:
+    return CallbackId(payloads.callback_event_id(dispatch.dispatch_uuid, seq), seq)
 
 
 def _log_fields(dispatch: Dispatch, index: int | None = None) -> dict[str, object]:

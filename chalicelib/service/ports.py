@@ -16,6 +16,16 @@ from chalicelib.domain.model import Dispatch, Step
 
 
 @dataclass(frozen=True)
+class CallbackId:
+    """Who a callback is: a per-dispatch sequence number and an event id receivers dedupe on.
+
+    Both are fixed when the callback is decided, so a redelivery carries the same ones."""
+
+    event_id: str
+    seq: int
+
+
+@dataclass(frozen=True)
 class MessageRef:
     """Where a provider's message id belongs: written with the send, read on every webhook."""
 
@@ -141,7 +151,12 @@ class ChannelProvider(Protocol):
 
 class CallbackSender(Protocol):
     def deliver(
-        self, application: Application, payload: Mapping[str, Any], *, inbound: bool = False
+        self,
+        application: Application,
+        payload: Mapping[str, Any],
+        *,
+        inbound: bool = False,
+        callback_id: CallbackId | None = None,
     ) -> None:
         """Sign and post one callback to the application's status URL (its inbound URL for a
         relayed user message). Never raises."""

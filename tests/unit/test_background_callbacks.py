@@ -13,7 +13,7 @@ class BlockingSender:
         self.started = threading.Event()  #: set once the worker holds a callback
         self.delivered: list[dict] = []
 
-    def deliver(self, app, payload, *, inbound=False) -> None:
+    def deliver(self, app, payload, *, inbound=False, callback_id=None) -> None:
         self.started.set()
         self.release.wait(5)
         if payload.get("explode"):

@@ -255,3 +255,29 @@ def test_an_application_without_an_inbound_url_gets_no_relayed_messages():
     sender, _ = _sender(session)
     sender.deliver(_app(), PAYLOAD, inbound=True)  # has a status_url, but no inbound_url
     assert session.calls == []
+
+
+def test_a_numbered_callback_carries_its_event_id_and_sequence_in_headers_and_signed_claims():
+    from chalicelib.service.ports import CallbackId
+
+    session = FakeSession(200)
+    sender, _ = _sender(session)
+    callback_id = CallbackId("7b0d7f3e-51a3-5f0c-9d1e-2f3a4b5c6d7e", 3)
+
+    sender.deliver(_app(), PAYLOAD, callback_id=callback_id)
+
+    (call,) = session.calls
+    assert call["headers"]["X-Dispatch-Event-Id"] == callback_id.event_id
+    assert call["headers"]["X-Dispatch-Sequence"] == "3"
+    token = call["headers"]["Authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_iat": False})
+    assert (claims["event_id"], claims["seq"]) == (callback_id.event_id, 3)
+
+
+def test_a_retried_attempt_repeats_the_same_event_id():
+    from chalicelib.service.ports import CallbackId
+
+    session = FakeSession(503, 200)
+    sender, _ = _sender(session)
+    sender.deliver(_app(), PAYLOAD, callback_id=CallbackId("e-1", 1))
+    assert [c["headers"]["X-Dispatch-Event-Id"] for c in session.calls] == ["e-1", "e-1"]

@@ -103,6 +103,7 @@ dispatches = st.builds(
     completed_by=_optional(_small),
     ended_at=_optional(aware_times),
     version=_small,
+    callbacks=_small,
 ).map(lambda d: dataclasses.replace(d, current=d.current % len(d.steps)))  # a real step
 
 
