@@ -101,6 +101,10 @@ def test_invariants_hold_for_any_interleaving(specs, ops):
     [report] = h.callbacks.final_reports(uuid)
     assert report["status"] == d.status.value
 
+    # Callbacks are numbered 1..n in the order told, exactly as many as the dispatch counted.
+    assert [c.seq for c in h.callbacks.ids] == list(range(1, d.callbacks + 1))
+    assert len(h.callbacks.ids) == len(h.callbacks.delivered)
+
     # Per message, the statuses the application is told never go backwards.
     told = defaultdict(list)
     for payload in h.callbacks.statuses(uuid):
