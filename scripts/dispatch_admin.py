@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.callback_signing import key_id
 from chalicelib.service import applications as service
 from chalicelib.service.ports import ApplicationRepository, SecretStore
 
@@ -132,6 +133,7 @@ def cmd_create(args: argparse.Namespace, apps: ApplicationRepository, secrets: S
             "api_key": credentials.api_key,
             "api_secret": credentials.api_secret,
             "signature_secret": credentials.signature_secret,
+            "signature_key_id": key_id(credentials.signature_secret),
             "private_key_path": key_path and str(key_path),
         },
     )
@@ -167,8 +169,23 @@ def cmd_rotate_secret(
 def cmd_rotate_signature_secret(
     args: argparse.Namespace, apps: ApplicationRepository, secrets: SecretStore
 ) -> None:
+    app = apps.get(args.application_id)
+    try:
+        previous = secrets.get(app.signature_secret_ref) if app else None
+    except KeyError:
+        previous = None
     value = service.rotate_signature_secret(apps, secrets, args.application_id)
-    _print(args, {"application_id": args.application_id, "signature_secret": value})
+    # Callbacks are signed with the new secret from now on; the receiver keeps accepting the old
+    # one's key id until it has the new secret (the token's `kid` says which signed).
+    _print(
+        args,
+        {
+            "application_id": args.application_id,
+            "signature_secret": value,
+            "signature_key_id": key_id(value),
+            "previous_signature_key_id": key_id(previous) if previous else None,
+        },
+    )
 
 
 def cmd_rotate_key(args: argparse.Namespace, apps: ApplicationRepository, _: SecretStore) -> int:

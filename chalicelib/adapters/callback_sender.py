@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from chalicelib.adapters.callback_signing import sign
+from chalicelib.adapters.callback_signing import key_id, sign
 from chalicelib.domain.application import Application
 from chalicelib.service.callback_payloads import dispatch_uuid_of
 from chalicelib.service.ports import CallbackId, SecretStore
@@ -115,6 +115,7 @@ class HttpCallbackSender:
             "Content-Type": "application/json",
             "Authorization": f"Bearer {token}",
             "User-Agent": USER_AGENT,
+            "X-Dispatch-Signature-Key": key_id(secret),
         }
         if callback_id is not None:
             headers["X-Dispatch-Event-Id"] = callback_id.event_id

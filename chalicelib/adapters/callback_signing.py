@@ -24,6 +24,11 @@ How a receiver verifies (Python, PyJWT)::
 
 Answer 2xx to accept. Reject with 401: a 4xx is never retried, while 5xx and 429 are.
 `verify` below implements the same checks for this service's own callback sink.
+
+Rotation: the token's header names the secret that signed it, `kid` (also sent as
+`X-Dispatch-Signature-Key`), a fingerprint of the secret: `key_id(secret)`. A receiver that holds
+both the old and the new secret while it rolls over picks the one whose `key_id` matches
+(`verify_any` does this), so no callback is refused in between.
 """
 from __future__ import annotations
 
@@ -67,7 +72,30 @@ def sign(
         "application_id": application_id,
         "api_key": api_key,
     }
-    return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
+    return jwt.encode(
+        claims, secret, algorithm=ALGORITHM, headers={"typ": "JWT", "kid": key_id(secret)}
+    )
+
+
+def key_id(secret: str) -> str:
+    """A short public name for a signature secret: it says which one signed, and reveals nothing
+    that helps guess it (64 bits of a salted SHA-256)."""
+    return hashlib.sha256(f"dispatch-signature-key:{secret}".encode()).hexdigest()[:16]
+
+
+def verify_any(
+    authorization_header: str | None, body: bytes, secrets: list[str], now: datetime
+) -> bool:
+    """`verify` with whichever of `secrets` the token's `kid` names (the receiver's rollover)."""
+    token = _bearer_token(authorization_header)
+    if token is None:
+        return False
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return False
+    chosen = [s for s in secrets if key_id(s) == kid]
+    return bool(chosen) and verify(authorization_header, body, chosen[0], now)
 
 
 def verify(

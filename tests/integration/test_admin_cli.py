@@ -131,6 +131,12 @@ def test_rotate_signature_secret_stores_a_new_value(env, capsys, apps):
     ref = apps.get(output["application_id"]).signature_secret_ref
     stored = boto3.client("secretsmanager").get_secret_value(SecretId=ref)["SecretString"]
     assert stored == rotated["signature_secret"]
+    # The receiver learns both key ids, so it can accept either while it rolls over.
+    from chalicelib.adapters.callback_signing import key_id
+
+    assert output["signature_key_id"] == key_id(output["signature_secret"])
+    assert rotated["previous_signature_key_id"] == output["signature_key_id"]
+    assert rotated["signature_key_id"] == key_id(rotated["signature_secret"])
 
 
 def test_set_urls_changes_only_what_is_given_and_empty_clears(env, capsys, apps):

@@ -281,3 +281,15 @@ def test_a_retried_attempt_repeats_the_same_event_id():
     sender, _ = _sender(session)
     sender.deliver(_app(), PAYLOAD, callback_id=CallbackId("e-1", 1))
     assert [c["headers"]["X-Dispatch-Event-Id"] for c in session.calls] == ["e-1", "e-1"]
+
+
+def test_every_callback_says_which_secret_signed_it():
+    from chalicelib.adapters.callback_signing import key_id
+
+    session = FakeSession(200)
+    sender, _ = _sender(session)
+    sender.deliver(_app(), PAYLOAD)
+    (call,) = session.calls
+    token = call["headers"]["Authorization"].removeprefix("Bearer ")
+    assert call["headers"]["X-Dispatch-Signature-Key"] == key_id(SECRET)
+    assert jwt.get_unverified_header(token)["kid"] == key_id(SECRET)

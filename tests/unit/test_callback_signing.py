@@ -181,3 +181,19 @@ def test_docstring_receiver_example_accepts_genuine_and_rejects_tampered():
     assert is_genuine(f"Bearer {token}", BODY + b" ", SECRET) is False
     assert is_genuine(f"Bearer {token}", BODY, "t" * 64) is False
     assert is_genuine(token, BODY, SECRET) is False
+
+
+def test_the_token_names_the_secret_that_signed_it_so_a_receiver_can_roll_over():
+    from chalicelib.adapters.callback_signing import key_id, verify_any
+
+    old, new = "old-secret-" + "o" * 32, "new-secret-" + "n" * 32
+    body = b'{"status":"delivered"}'
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+    token = "Bearer " + sign(body, new, "app-1", "key-1", now)
+
+    assert jwt.get_unverified_header(token[7:])["kid"] == key_id(new) != key_id(old)
+    assert verify_any(token, body, [old, new], now)  # both held while rolling over
+    assert verify_any(token, body, [new], now)
+    assert not verify_any(token, body, [old], now)  # the old one alone cannot check it
+    assert not verify_any(token, body + b" ", [old, new], now)
+    assert len(key_id(new)) == 16 and new not in key_id(new)
