@@ -99,12 +99,7 @@ class DynamoDispatchRepository:
 
     def get(self, dispatch_uuid: str) -> Dispatch | None:
         """Strongly consistent read. One GetItem."""
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=dispatch_codec.dispatch_key(dispatch_uuid),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
+        item = self._consistent_get(dispatch_codec.dispatch_key(dispatch_uuid))
         return None if item is None else dispatch_codec.decode(item)
 
     def add(self, dispatch: Dispatch) -> Dispatch:
@@ -160,12 +155,7 @@ class DynamoDispatchRepository:
 
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:
         """Strongly consistent lookup of a message index item. One GetItem."""
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=message_key(provider, provider_message_id),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
+        item = self._consistent_get(message_key(provider, provider_message_id))
         if item is None:
             return None
         return MessageRef(
@@ -210,12 +200,7 @@ class DynamoDispatchRepository:
 
     def find_recipient(self, provider: str, recipient: str) -> MessageRef | None:
         """The latest message sent to `recipient` through `provider`. One consistent GetItem."""
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=recipient_key(provider, recipient),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
+        item = self._consistent_get(recipient_key(provider, recipient))
         if item is None:
             return None
         return MessageRef(
@@ -249,6 +234,12 @@ class DynamoDispatchRepository:
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise  # lost to a later send: that one is the latest, as it should be
+
+    def _consistent_get(self, item_key: dict[str, dict[str, str]]) -> dict[str, Any] | None:
+        """One strongly consistent GetItem: the item, or None."""
+        response = self._client.get_item(TableName=self._table, Key=item_key, ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
 
     def _expires_at(self, dispatch: Dispatch) -> dict[str, str]:
         return {"N": str(int((dispatch.created_at + self._retention).timestamp()))}

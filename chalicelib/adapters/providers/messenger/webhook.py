@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from chalicelib.adapters.providers import meta_webhooks
+from chalicelib.adapters.providers import meta
 from chalicelib.adapters.providers.messenger import codes
 from chalicelib.adapters.providers.messenger.inbound import inbound_messages, ms_time
 from chalicelib.adapters.providers.messenger.payload import (
@@ -52,11 +52,11 @@ M = TypeVar("M", bound=Model)
 
 def verify(app_secret: str, request: WebhookRequest) -> None:
     """Raise WebhookUnauthorized unless the raw body carries Meta's signature by `app_secret`."""
-    meta_webhooks.verify("messenger", app_secret, request)
+    meta.verify("messenger", app_secret, request)
 
 
 def challenge(verify_token: str, request: WebhookRequest) -> str | None:
-    return meta_webhooks.challenge(verify_token, request)
+    return meta.challenge(verify_token, request)
 
 
 class _Batch:
@@ -82,7 +82,7 @@ def parse(body: bytes) -> WebhookBatch:
     try:
         notification = Notification.model_validate(json.loads(body))
     except ValueError as exc:  # JSON errors and ValidationError alike
-        raise meta_webhooks.malformed("Messenger", exc) from None
+        raise meta.malformed("Messenger", exc) from None
     if notification.object != OBJECT:
         raise WebhookMalformed(f"object is not {OBJECT}")
     batch = _Batch()
@@ -145,4 +145,4 @@ def _validate(model: type[M], raw: dict[str, Any]) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise meta_webhooks.malformed("Messenger", exc) from None
+        raise meta.malformed("Messenger", exc) from None

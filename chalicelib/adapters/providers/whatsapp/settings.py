@@ -5,18 +5,14 @@ signatures, `verify_token` for Meta's subscription handshake, and optionally `ap
 """
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from chalicelib.adapters.providers import meta
 
 #: The Graph API version the reference OpenAPI describes (business-messaging-api_v23.0). Meta
 #: keeps a version for about two years; set `api_version` to move on without a deploy.
 DEFAULT_API_VERSION = "v23.0"
-
-logger = logging.getLogger(__name__)
-
-_VERSION = re.compile(r"v?(\d+\.\d+)")
 
 
 @dataclass(frozen=True)
@@ -32,19 +28,12 @@ class WhatsAppSettings:
         def value(key: str) -> str:
             return str(credentials.get(key) or "").strip()
 
-        version = _VERSION.fullmatch(value("api_version"))
-        if value("api_version") and not version:
-            logger.warning(
-                "whatsapp api_version is not like v23.0; using the default",
-                extra={"api_version": value("api_version")[:20], "default": DEFAULT_API_VERSION},
-            )
         return cls(
             access_token=value("access_token"),
             phone_number_id=value("phone_number_id"),
             app_secret=value("app_secret"),
             verify_token=value("verify_token"),
-            # "23.0" and "v23.0" both mean v23.0; anything else falls back to the default.
-            api_version=f"v{version.group(1)}" if version else DEFAULT_API_VERSION,
+            api_version=meta.graph_api_version("whatsapp", value("api_version"), DEFAULT_API_VERSION),
         )
 
     def missing(self) -> list[str]:

@@ -11,7 +11,7 @@ import logging
 
 from pydantic import ValidationError
 
-from chalicelib.adapters.providers import meta_webhooks
+from chalicelib.adapters.providers import meta
 from chalicelib.adapters.providers.whatsapp import codes
 from chalicelib.adapters.providers.whatsapp.inbound import inbound_message
 from chalicelib.adapters.providers.whatsapp.payload import Notification, Status, Value
@@ -31,11 +31,11 @@ OBJECT = "whatsapp_business_account"
 
 def verify(app_secret: str, request: WebhookRequest) -> None:
     """Raise WebhookUnauthorized unless the raw body carries Meta's signature by `app_secret`."""
-    meta_webhooks.verify("whatsapp", app_secret, request)
+    meta.verify("whatsapp", app_secret, request)
 
 
 def challenge(verify_token: str, request: WebhookRequest) -> str | None:
-    return meta_webhooks.challenge(verify_token, request)
+    return meta.challenge(verify_token, request)
 
 
 def parse(body: bytes) -> WebhookBatch:
@@ -43,7 +43,7 @@ def parse(body: bytes) -> WebhookBatch:
     try:
         notification = Notification.model_validate(json.loads(body))
     except ValueError as exc:  # JSON errors and ValidationError alike
-        raise meta_webhooks.malformed("WhatsApp", exc) from None
+        raise meta.malformed("WhatsApp", exc) from None
     if notification.object != OBJECT:
         raise WebhookMalformed(f"object is not {OBJECT}")
     statuses: list[ProviderStatus] = []
@@ -101,4 +101,4 @@ def _value(raw: dict) -> Value:
     try:
         return Value.model_validate(raw)
     except ValidationError as exc:
-        raise meta_webhooks.malformed("WhatsApp", exc) from None
+        raise meta.malformed("WhatsApp", exc) from None

@@ -1,23 +1,41 @@
-"""What Meta's webhooks share, for WhatsApp Cloud and Messenger alike.
+"""What Meta's products share, for WhatsApp Cloud and Messenger alike.
 
-Both sign every POST with `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`
-and check a callback URL with the same GET handshake (`hub.mode=subscribe`, `hub.verify_token`,
-`hub.challenge`). Neither scheme carries a time, so there is no replay window to check.
+Both call a versioned Graph API, sign every webhook POST with
+`X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`, and check a callback URL
+with the same GET handshake (`hub.mode=subscribe`, `hub.verify_token`, `hub.challenge`). Neither
+signature carries a time, so there is no replay window to check.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 
 from pydantic import ValidationError
 
 from chalicelib.service.webhooks import WebhookMalformed, WebhookRequest, WebhookUnauthorized
 
+logger = logging.getLogger(__name__)
+
+_VERSION = re.compile(r"v?(\d+\.\d+)")
+
 SIGNATURE_HEADER = "x-hub-signature-256"
 SIGNATURE_PREFIX = "sha256="
 #: Meta's challenge is "an int"; anything else is not echoed back.
 CHALLENGE = re.compile(r"[0-9A-Za-z_-]{1,128}")
+
+
+def graph_api_version(provider: str, configured: str, default: str) -> str:
+    """The Graph version to call: "25.0" and "v25.0" both mean v25.0; anything else (with a
+    warning) and nothing at all mean `default`."""
+    version = _VERSION.fullmatch(configured)
+    if configured and not version:
+        logger.warning(
+            f"{provider} api_version is not like {default}; using the default",
+            extra={"api_version": configured[:20], "default": default},
+        )
+    return f"v{version.group(1)}" if version else default
 
 
 def verify(provider: str, app_secret: str, request: WebhookRequest) -> None:
