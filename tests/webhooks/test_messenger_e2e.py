@@ -19,6 +19,7 @@ import requests
 
 from chalicelib.adapters import callback_signing
 from tests.e2e.test_api import create, view
+from tests.webhooks.meta_signing import meta_signed
 from tests.webhooks.stack import FakeResponse, ScriptedSession, post_webhook, provider_stack
 
 EVENTS = Path(__file__).parents[1] / "events" / "messenger"
@@ -91,8 +92,7 @@ def watermarked(name: str, kind: str, ms: int, psid: str = PSID) -> bytes:
 
 
 def signed(body: bytes) -> dict[str, str]:
-    digest = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+    return meta_signed(body, APP_SECRET)
 
 
 def deliver(stack, kind: str, body: bytes) -> dict[str, Any]:

@@ -3,8 +3,6 @@ real webhook payloads come back signed on our routes, and the dispatch completes
 relays the user's reply, as the condition says."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import requests
 
 from chalicelib.adapters import callback_signing
 from tests.e2e.test_api import create, view
+from tests.webhooks.meta_signing import meta_signed
 from tests.webhooks.stack import FakeResponse, ScriptedSession, post_webhook, provider_stack
 
 EVENTS = Path(__file__).parents[1] / "events" / "whatsapp"
@@ -63,8 +62,7 @@ def payload(name: str, **replace: str) -> bytes:
 
 
 def signed(body: bytes) -> dict[str, str]:
-    digest = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+    return meta_signed(body, APP_SECRET)
 
 
 def deliver(stack, kind: str, body: bytes) -> dict[str, Any]:

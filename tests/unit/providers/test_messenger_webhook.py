@@ -2,8 +2,6 @@
 signature check on raw bytes; the GET handshake."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +21,7 @@ from chalicelib.service.webhooks import (
     WebhookRequest,
     WebhookUnauthorized,
 )
+from tests.webhooks.meta_signing import hub_signature
 
 EVENTS = Path(__file__).parents[2] / "events" / "messenger"
 SECRET = "messenger-app-secret-0123"
@@ -62,8 +61,7 @@ def request(body: bytes, headers: dict[str, str] | None = None, query: dict[str,
 
 
 def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"x-hub-signature-256": f"sha256={digest}"}
+    return {"x-hub-signature-256": hub_signature(body, secret)}
 
 
 def delivered(mid: str) -> ProviderStatus:

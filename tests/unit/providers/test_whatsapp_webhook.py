@@ -2,8 +2,6 @@
 signature check on raw bytes; the GET handshake."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +20,7 @@ from chalicelib.service.webhooks import (
     WebhookRequest,
     WebhookUnauthorized,
 )
+from tests.webhooks.meta_signing import hub_signature
 
 EVENTS = Path(__file__).parents[2] / "events" / "whatsapp"
 SECRET = "app-secret-0123456789"
@@ -62,8 +61,7 @@ def request(body: bytes, headers: dict[str, str] | None = None, query: dict[str,
 
 
 def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"x-hub-signature-256": f"sha256={digest}"}
+    return {"x-hub-signature-256": hub_signature(body, secret)}
 
 
 def status(wamid: str, state: MessageStatus, code: str | None = None, reason: str | None = None, extra: Any = None):

@@ -2,17 +2,10 @@
 Meta webhook. Meta signs no timestamp, so there is no stale case."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 from pathlib import Path
 
+from tests.webhooks.meta_signing import meta_signed
 from tests.webhooks.signature_suite import SignatureCase
-
-
-def _sign(body: bytes, secret: str) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
-
 
 CASE = SignatureCase(
     provider="messenger",
@@ -23,7 +16,7 @@ CASE = SignatureCase(
     },
     routing={"messenger": "messenger"},
     body=(Path(__file__).parents[2] / "events" / "messenger" / "delivery_mids.json").read_bytes(),
-    sign=_sign,
+    sign=meta_signed,
     secret="messenger-app-secret",
     wrong_secret="another-apps-secret",
     signature_headers=("X-Hub-Signature-256",),
