@@ -4,9 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from chalice import Chalice, Rate
+from chalice.app import SQSEvent  # not re-exported by the `chalice` package
 
-from chalicelib.api import dispatch_routes, sandbox_routes, webhook_routes
+from chalicelib.api import callback_routes, dispatch_routes, sandbox_routes, webhook_routes
 from chalicelib.api.checks import run_check
+from chalicelib.api.deliveries import run_deliveries
 from chalicelib.api.sweep import run_sweep
 from chalicelib.logs import configure_logging
 
@@ -14,6 +16,7 @@ configure_logging()
 
 app = Chalice(app_name="dispatch")
 app.register_blueprint(dispatch_routes.bp)
+app.register_blueprint(callback_routes.bp)
 app.register_blueprint(sandbox_routes.bp)
 app.register_blueprint(webhook_routes.bp)
 
@@ -28,3 +31,14 @@ def failover_check(event: Any, context: Any) -> dict[str, Any]:
 def sweep_overdue(event: Any) -> dict[str, Any]:
     """Re-drives checks a timer lost; infra/dispatch.json names this function `SweepOverdue`."""
     return run_sweep(event)
+
+
+#: The queue's name at deploy time; infra/dispatch.json points the event source at the stack's
+#: own queue (`CallbackQueue`), so this literal only names it for `chalice local` and tests.
+CALLBACK_QUEUE = "dispatch-callbacks"
+
+
+@app.on_sqs_message(queue=CALLBACK_QUEUE, batch_size=10, name="deliver_callbacks")
+def deliver_callbacks(event: SQSEvent) -> dict[str, Any]:
+    """Delivers the callbacks of the dispatches the queue's messages name."""
+    return run_deliveries(record.body for record in event)

@@ -16,7 +16,7 @@ from chalicelib.config import Settings, load_settings
 from chalicelib.service.dispatches import DispatchService
 from chalicelib.service.ports import (
     ApplicationRepository,
-    CallbackSender,
+    CallbackQueue,
     Clock,
     SecretStore,
     Timer,
@@ -39,6 +39,12 @@ class Services:
     webhook_service: Any = None
     #: Per channel, what its provider can carry (validation refuses the rest).
     carried: dict[Any, Any] = field(default_factory=dict)
+    #: Callback delivery (`CallbackRelay`), its records (`CallbackStore`) and its queue.
+    callbacks: Any = None
+    callback_store: Any = None
+    callback_queue: Any = None
+    #: What the callbacks API reads and replays (`CallbackHistory`).
+    callback_history: Any = None
 
 
 _lock = threading.Lock()
@@ -75,13 +81,17 @@ def build_services(
     import requests
 
     from chalicelib.adapters.application_cache import CachedApplications
-    from chalicelib.adapters.callback_sender import HttpCallbackSender
+    from chalicelib.adapters.callback_transport import HttpCallbackTransport
     from chalicelib.adapters.clock import SystemClock
     from chalicelib.adapters.dynamodb_applications import DynamoApplicationRepository
+    from chalicelib.adapters.dynamodb_callbacks import DynamoCallbackStore
     from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository
     from chalicelib.adapters.provider_credentials import ProviderCredentials
     from chalicelib.adapters.secrets import SecretsManagerStore
     from chalicelib.api.validation import Carried
+    from chalicelib.domain.callbacks import RetryPolicy
+    from chalicelib.service.callback_history import CallbackHistory
+    from chalicelib.service.callback_relay import CallbackRelay
     from chalicelib.service.sweeper import Sweeper
     from chalicelib.service.webhooks import WebhookService
 
@@ -100,21 +110,34 @@ def build_services(
     )
     routing, providers = build_providers(settings, credentials, session, clock)
     cached_applications = CachedApplications(applications)
-    callbacks = build_callbacks(
-        settings,
-        HttpCallbackSender(
+    callback_store = DynamoCallbackStore(dynamodb, settings.table_name, settings.retention_days)
+    queue = build_callback_queue(settings, clock)
+    relay = CallbackRelay(
+        repository=repository,
+        store=callback_store,
+        transport=HttpCallbackTransport(
             session, secrets, clock.now, timeout=(3.05, settings.callback_timeout_seconds)
         ),
+        applications=cached_applications,
+        queue=queue,
+        clock=clock,
+        policy=RetryPolicy(
+            base_seconds=settings.callback_retry_base_seconds,
+            cap_seconds=settings.callback_retry_cap_seconds,
+            window_seconds=settings.callback_retry_hours * 3600,
+        ),
     )
+    if hasattr(queue, "bind"):
+        queue.bind(relay)
     dispatches = DispatchService(
         repository=repository,
-        applications=cached_applications,
         providers=routing,
         timer=timer,
-        callbacks=callbacks,
+        callbacks=queue,
         clock=clock,
         policy=settings.policy,
     )
+    callback_history = CallbackHistory(dispatches, callback_store, queue, clock)
     webhooks = {name: p for name, p in providers.items() if hasattr(p, "verify")}
     carried = {
         channel: Carried(
@@ -138,19 +161,31 @@ def build_services(
             clock,
             grace_seconds=settings.sweep_grace_seconds,
             lookback_minutes=settings.sweep_lookback_minutes,
+            callback_store=callback_store,
+            callback_queue=queue,
         ),
         webhooks=webhooks,
-        webhook_service=WebhookService(dispatches, repository, cached_applications, callbacks),
+        webhook_service=WebhookService(dispatches, repository, cached_applications),
         carried=carried,
+        callbacks=relay,
+        callback_store=callback_store,
+        callback_queue=queue,
+        callback_history=callback_history,
     )
 
 
-def build_callbacks(settings: Settings, sender: CallbackSender) -> CallbackSender:
-    if settings.callback_delivery == "background":
-        from chalicelib.adapters.background_callbacks import BackgroundCallbackSender
+def build_callback_queue(settings: Settings, clock: Clock) -> CallbackQueue:
+    """SQS (AWS and the local stack), or drains run in this process (`inline`, tests)."""
+    if settings.callback_delivery == "sqs":
+        import boto3
 
-        return BackgroundCallbackSender(sender)
-    return sender
+        from chalicelib.adapters.sqs_callback_queue import SqsCallbackQueue
+
+        assert settings.callback_queue_url, "load_settings requires it for this mode"
+        return SqsCallbackQueue(boto3.client("sqs"), settings.callback_queue_url, clock.now)
+    from chalicelib.adapters.inline_callback_queue import InlineCallbackQueue
+
+    return InlineCallbackQueue(clock)
 
 
 #: Every provider, by the name the configuration uses, and the module whose `build(context)`

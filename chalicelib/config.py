@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from chalicelib.domain.model import Channel, Policy
 
 TIMER_BACKENDS = ("local", "stepfunctions", "scheduler")
-CALLBACK_DELIVERIES = ("inline", "background")
+CALLBACK_DELIVERIES = ("inline", "sqs")
 PROVIDER_CREDENTIAL_SOURCES = ("secretsmanager", "env")
 
 
@@ -33,9 +33,14 @@ class Settings:
     sandbox_routes: bool = False
     policy: Policy = Policy()
     callback_timeout_seconds: float = 5.0
-    #: `background` hands callbacks to a worker thread (the local stack); `inline` sends them
-    #: before the input returns.
+    #: `sqs` has callbacks drained by the `deliver_callbacks` function from the callback queue
+    #: (AWS and the local stack); `inline` drains them in the process that decided them (tests).
     callback_delivery: str = "inline"
+    callback_queue_url: str | None = None
+    #: How long a callback is retried from when it was decided (or replayed), and its backoff.
+    callback_retry_hours: int = 24
+    callback_retry_base_seconds: int = 10
+    callback_retry_cap_seconds: int = 3600
     retention_days: int = 90
     #: The `stepfunctions` backend's state machine.
     state_machine_arn: str | None = None
@@ -79,6 +84,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         callback_timeout_seconds=float(environ.get("DISPATCH_CALLBACK_TIMEOUT_SECONDS", "5")),
         callback_delivery=delivery,
+        callback_queue_url=_required_for(
+            environ, delivery, "sqs", "DISPATCH_CALLBACK_QUEUE_URL", "DISPATCH_CALLBACK_DELIVERY"
+        ),
+        callback_retry_hours=_int(environ, "DISPATCH_CALLBACK_RETRY_HOURS", 24, 1),
+        callback_retry_base_seconds=_int(environ, "DISPATCH_CALLBACK_RETRY_BASE_SECONDS", 10, 1),
+        callback_retry_cap_seconds=_int(environ, "DISPATCH_CALLBACK_RETRY_CAP_SECONDS", 3600, 1),
         retention_days=_int(environ, "DISPATCH_RETENTION_DAYS", 90, 1),
         state_machine_arn=_required_for(environ, timer, "stepfunctions", "DISPATCH_STATE_MACHINE_ARN"),
         schedule_group=_required_for(environ, timer, "scheduler", "DISPATCH_SCHEDULE_GROUP"),
@@ -99,11 +110,17 @@ def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], def
     return value
 
 
-def _required_for(environ: Mapping[str, str], timer: str, backend: str, name: str) -> str | None:
-    """A setting the chosen timer backend cannot run without; ignored by the others."""
+def _required_for(
+    environ: Mapping[str, str],
+    chosen: str,
+    needs_it: str,
+    name: str,
+    choice: str = "DISPATCH_TIMER_BACKEND",
+) -> str | None:
+    """A setting the chosen backend cannot run without; ignored by the others."""
     value = environ.get(name) or None
-    if timer == backend and value is None:
-        raise ConfigError(f"{name} must be set when DISPATCH_TIMER_BACKEND is {backend!r}")
+    if chosen == needs_it and value is None:
+        raise ConfigError(f"{name} must be set when {choice} is {needs_it!r}")
     return value
 
 

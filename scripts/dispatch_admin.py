@@ -228,6 +228,7 @@ def cmd_sweep(args: argparse.Namespace, _: ApplicationRepository, __: SecretStor
             "redriven": result.redriven,
             "failed": result.failed,
             "lost": result.lost,
+            "callbacks_recovered": result.callbacks_recovered,
         },
     )
     return 1 if result.failed else 0

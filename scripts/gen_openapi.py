@@ -1,7 +1,7 @@
 """Regenerate `components.schemas` in chalicelib/api/openapi.json from the pydantic models.
 
 Everything else in the document is written by hand. Run after changing a model in
-`chalicelib/api/schemas.py` or `chalicelib/api/views.py`, or after editing the document:
+`chalicelib/api/schemas.py`, `views.py` or `callback_views.py`, or after editing the document:
 
     .venv/bin/python scripts/gen_openapi.py           # rewrite the document, sorted and indented
     .venv/bin/python scripts/gen_openapi.py --check   # exit 1 if the document is out of date
@@ -26,7 +26,7 @@ from pydantic.json_schema import (  # noqa: E402
 )
 from pydantic_core import core_schema  # noqa: E402
 
-from chalicelib.api import schemas, views  # noqa: E402
+from chalicelib.api import callback_views, schemas, views  # noqa: E402
 
 DOCUMENT = ROOT / "chalicelib" / "api" / "openapi.json"
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -35,6 +35,7 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 MODELS: tuple[type[BaseModel], ...] = (
     schemas.CreateDispatchRequest,
     schemas.SandboxStatusRequest,
+    schemas.SandboxOutageRequest,
     views.CreateDispatchResponse,
     views.CreateWorkflowResponse,
     views.DispatchView,
@@ -42,6 +43,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     views.MessageStatusCallback,
     views.FinalReportCallback,
     views.ReceivedCallback,
+    callback_views.DispatchCallbacks,
+    callback_views.CallbackList,
+    callback_views.ReplayAccepted,
 )
 
 

@@ -1,11 +1,15 @@
 """The local stack behind `make run`: the real app, with AWS emulated on loopback.
 
-Starts moto's server (DynamoDB and Secrets Manager) on a free loopback port, points every boto3
-client at it, creates the table and a demo application, and serves the Chalice app in this
-process at http://127.0.0.1:$PORT with the local timer firing failover checks through the same
-handler the `failover_check` Lambda runs, and the safety sweeper running once a minute as the
-`sweep_overdue` schedule does on AWS. Nothing leaves the machine: every channel goes to the
-sandbox provider. State lives in memory and is gone when the stack stops.
+Starts moto's server (DynamoDB, Secrets Manager and SQS) on a free loopback port, points every
+boto3 client at it, creates the table, the callback queue with its dead-letter queue, and a demo
+application, and serves the Chalice app in this process at http://127.0.0.1:$PORT with:
+- the local timer firing failover checks through the same handler the `failover_check` Lambda runs;
+- the safety sweeper running once a minute, as the `sweep_overdue` schedule does on AWS;
+- callbacks queued on SQS as on AWS, and a poller doing what Lambda's event source mapping does:
+  it hands each batch to the real `deliver_callbacks` handler, which posts them (the demo
+  application's status URL is this stack's own sandbox sink, `GET /sandbox/callbacks`).
+Nothing leaves the machine: every channel goes to the sandbox provider. State lives in memory
+and is gone when the stack stops.
 """
 from __future__ import annotations
 
@@ -33,12 +37,18 @@ MESSENGER_TEXT = "This is a Facebook Messenger Message sent from the Dispatch AP
 SHELL_OVERRIDES = ("DISPATCH_CHANNEL_PROVIDERS",)
 #: How often the sweeper runs: the `sweep_overdue` schedule's rate on AWS.
 SWEEP_INTERVAL_SECONDS = 60.0
+#: How long the callback poller waits after finding the queue empty: a callback reaches its
+#: receiver within about this long of being queued (Lambda's long poll answers at once).
+CALLBACK_POLL_IDLE_SECONDS = 0.2
+#: The stack's queues take their settings from here, so local redelivery and dead-lettering
+#: behave as they do on AWS.
+MERGE_TEMPLATE = ROOT / "infra" / "dispatch.json"
 
 
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
     # The emulator's per-request lines would drown the service's own logs.
-    for noisy in ("werkzeug", "botocore", "urllib3"):
+    for noisy in ("werkzeug", "botocore", "urllib3", "responses"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     moto = _start_moto()
     from chalice.cli.factory import CLIFactory
@@ -48,8 +58,10 @@ def main() -> int:
     config = factory.create_config_obj(chalice_stage_name="local")
     app = config.chalice_app  # imports app.py and applies the stage's environment variables
     os.environ.update(chosen)  # what the developer set in the shell wins over the stage's default
-    demo = _prepare(port, moto.endpoint_url)
+    queue_url = _create_callback_queues()
+    demo = _prepare(port, moto.endpoint_url, queue_url)
     stop_sweeper = _start_sweeper(SWEEP_INTERVAL_SECONDS)
+    stop_callbacks = _start_callback_poller(app, config, queue_url)
     server = _local_server(app, config, port)
     _print_banner(port, demo)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -60,6 +72,7 @@ def main() -> int:
     finally:
         from chalicelib import bootstrap
 
+        stop_callbacks()
         stop_sweeper()
         bootstrap.local_timer().stop()
         moto.stop()
@@ -92,6 +105,59 @@ def _start_sweeper(interval: float) -> Callable[[], None]:
         thread.join(timeout=5)  # let a sweep in progress finish before the emulator goes
 
     return stop
+
+
+def _create_callback_queues() -> str:
+    """Create the callback queue and its dead-letter queue as the stack declares them; point the
+    app at the queue (before any service is built, so the queue adapter is the SQS one)."""
+    import boto3
+
+    from app import CALLBACK_QUEUE
+
+    resources = json.loads(MERGE_TEMPLATE.read_text())["Resources"]
+    queue = resources["CallbackQueue"]["Properties"]
+    dead_letters = resources["CallbackDeadLetters"]["Properties"]
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.create_queue(
+        QueueName=f"{CALLBACK_QUEUE}-dlq",
+        Attributes={"MessageRetentionPeriod": str(dead_letters["MessageRetentionPeriod"])},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    redrive = {
+        "deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"],
+        "maxReceiveCount": queue["RedrivePolicy"]["maxReceiveCount"],
+    }
+    queue_url = sqs.create_queue(
+        QueueName=CALLBACK_QUEUE,
+        Attributes={
+            "VisibilityTimeout": str(queue["VisibilityTimeout"]),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
+    os.environ.update(DISPATCH_CALLBACK_DELIVERY="sqs", DISPATCH_CALLBACK_QUEUE_URL=queue_url)
+    return queue_url
+
+
+def _start_callback_poller(app: Any, config: Any, queue_url: str) -> Callable[[], None]:
+    """Deliver queued callbacks as the `deliver_callbacks` Lambda does on AWS; returns the stop.
+
+    The handler is the app's own (`handler_map`), called with the event Lambda would build, so
+    Chalice's `SQSEvent` wrapping and `run_deliveries` run exactly as deployed.
+    """
+    import boto3
+    from chalice.local import LambdaContext
+    from sqs_event_source import start_poller  # a sibling: this script's folder is on sys.path
+
+    handler = app.handler_map["deliver_callbacks"]
+    scoped = config.scope(config.chalice_stage, "deliver_callbacks")
+
+    def invoke(event: dict) -> Any:
+        context = LambdaContext(
+            "deliver_callbacks", scoped.lambda_memory_size, max_runtime_ms=scoped.lambda_timeout * 1000
+        )
+        return handler(event, context)
+
+    return start_poller(boto3.client("sqs"), queue_url, invoke, idle_seconds=CALLBACK_POLL_IDLE_SECONDS)
 
 
 def _local_server(app: Any, config: Any, port: int) -> Any:
@@ -169,7 +235,7 @@ class _Emulator:
         self.mock.stop()
 
 
-def _prepare(port: int, aws_endpoint_url: str) -> dict:
+def _prepare(port: int, aws_endpoint_url: str, callback_queue_url: str) -> dict:
     """Create the table and the demo application; write its credentials under .local/."""
     import boto3
 
@@ -203,6 +269,7 @@ def _prepare(port: int, aws_endpoint_url: str) -> dict:
         "aws_endpoint_url": aws_endpoint_url,
         "aws_region": os.environ["AWS_DEFAULT_REGION"],
         "table": services.settings.table_name,
+        "callback_queue_url": callback_queue_url,
     }
     _write_private(STATE_DIR / "demo-app.json", json.dumps(demo, indent=2) + "\n")
     return demo
@@ -239,6 +306,9 @@ def _print_banner(port: int, demo: dict) -> None:
     print(f"  -u '{demo['api_key']}:{demo['api_secret']}' \\")
     print("  -H 'Content-Type: application/json' \\")
     print(f"  -d '{json.dumps(seed)}'\n")
+    print("Its callbacks, as the demo application's status URL received them (through the SQS queue):")
+    print(f"  curl -sS -u '{demo['api_key']}:{demo['api_secret']}' \\")
+    print(f"  '{demo['status_url']}?dispatch_uuid=DISPATCH_UUID'\n")
     print("The operator command against this stack:")
     print(
         f"  AWS_ENDPOINT_URL={demo['aws_endpoint_url']} AWS_DEFAULT_REGION={demo['aws_region']} "

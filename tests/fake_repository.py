@@ -2,7 +2,8 @@
 
 The contract test in `tests/integration/test_dispatch_repository.py` runs against both, so
 service tests can rely on this fake behaving like the real table: version checks, DispatchExists,
-ConcurrentUpdate, and message refs written before the dispatch (they stay if its save fails).
+ConcurrentUpdate, message refs written before the dispatch (they stay if its save fails), and an
+outbox pruned without a new version.
 
 Service tests can also stage a lost race: `fail_next_save_with_conflict()` makes the next `save`
 behave as if another writer saved first, and `concurrent_update()` is that other writer.
@@ -10,7 +11,7 @@ behave as if another writer saved first, and `concurrent_update()` is that other
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists
@@ -84,6 +85,24 @@ class InMemoryDispatchRepository:
             backstop = check is not None and check.backstop
             checks.append(OverdueCheck(dispatch_uuid, dispatch.current, backstop))
         return checks
+
+    def prune_outbox(self, dispatch: Dispatch, seqs: Collection[int]) -> None:
+        current = self._dispatches.get(dispatch.dispatch_uuid)
+        if current is None:
+            return
+        # Prunes what is stored now, not `dispatch`: entries a later save added are kept, as
+        # the table's per-key REMOVE keeps them; the version stays as it is.
+        drop = set(seqs)
+        kept = tuple(entry for entry in current.outbox if entry.seq not in drop)
+        self._dispatches[dispatch.dispatch_uuid] = dataclasses.replace(current, outbox=kept)
+
+    def unrelayed(self, cutoff: datetime, since: datetime) -> list[str]:
+        oldest = sorted(
+            (min(e.decided_at for e in d.outbox), d.dispatch_uuid)
+            for d in self._dispatches.values()
+            if d.outbox
+        )
+        return [uuid for decided_at, uuid in oldest if since <= decided_at <= cutoff]
 
     # --- test controls ---------------------------------------------------------------------
 

@@ -3,14 +3,14 @@ and a callback recorder. The in-memory repositories live in fake_repository.py a
 fake_applications.py."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from chalicelib.domain.application import Application
+from chalicelib.domain.callbacks import AttemptResult, CallbackKind, CallbackRecord
 from chalicelib.domain.model import Step
-from chalicelib.service.ports import CallbackId, ProviderError
+from chalicelib.service.ports import ProviderError
 
 T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -96,26 +96,37 @@ class ScriptedProvider:
         return str(to.get("number") or to.get("id")) if (to.get("number") or to.get("id")) else None
 
 
+@dataclass(frozen=True)
+class CallbackId:
+    event_id: str
+    seq: int
+
+
 @dataclass
 class RecordingCallbacks:
+    """A CallbackTransport that keeps what it delivers; `script` holds answers to give first
+    (an AttemptResult each), after which every attempt is answered 204."""
+
     delivered: list[tuple[str, dict]] = field(default_factory=list)
     #: Relayed user messages, kept apart: they go to the inbound URL.
     inbound: list[tuple[str, dict]] = field(default_factory=list)
-
     #: The identity of each status callback, in the order delivered.
     ids: list[CallbackId] = field(default_factory=list)
+    #: Every record attempted, delivered or not, in order.
+    attempts: list[CallbackRecord] = field(default_factory=list)
+    script: list[AttemptResult] = field(default_factory=list)
 
-    def deliver(
-        self,
-        application: Application,
-        payload: Mapping[str, Any],
-        *,
-        inbound: bool = False,
-        callback_id: CallbackId | None = None,
-    ) -> None:
-        (self.inbound if inbound else self.delivered).append((application.application_id, dict(payload)))
-        if callback_id is not None:
-            self.ids.append(callback_id)
+    def attempt(self, application: Application, record: CallbackRecord) -> AttemptResult:
+        self.attempts.append(record)
+        result = self.script.pop(0) if self.script else AttemptResult(status_code=204)
+        if not result.delivered:
+            return result
+        payload = json.loads(record.body)
+        inbound = record.kind is CallbackKind.INBOUND
+        (self.inbound if inbound else self.delivered).append((application.application_id, payload))
+        if not inbound:
+            self.ids.append(CallbackId(record.event_id, record.seq))
+        return result
 
     def for_dispatch(self, dispatch_uuid: str) -> list[dict]:
         return [

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chalicelib.adapters.inline_callback_queue import InlineCallbackQueue
 from chalicelib.domain.application import Application
+from chalicelib.domain.callbacks import RetryPolicy
 from chalicelib.domain.model import Channel, Dispatch, Policy, StatusEvent
+from chalicelib.service.callback_relay import CallbackRelay
 from chalicelib.service.dispatches import DispatchService
 from tests.fake_applications import InMemoryApplicationRepository
+from tests.fake_callbacks import InMemoryCallbackStore
 from tests.fake_repository import InMemoryDispatchRepository
 from tests.fakes import T0, FakeClock, RecordingCallbacks, RecordingTimer, ScriptedProvider
 
@@ -41,15 +45,30 @@ class Harness:
     app: Application = field(default_factory=application)
     other_app: Application = field(default_factory=lambda: application("app-2"))
     policy: Policy = POLICY
+    store: InMemoryCallbackStore = field(default_factory=InMemoryCallbackStore)
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    #: The jitter draw: 0.0 waits the least the backoff allows, 1.0 the most.
+    jitter: float = 0.5
 
     def __post_init__(self) -> None:
         self.apps = InMemoryApplicationRepository([self.app, self.other_app])
+        self.queue = InlineCallbackQueue(self.clock)
+        self.relay = CallbackRelay(
+            repository=self.repo,
+            store=self.store,
+            transport=self.callbacks,
+            applications=self.apps,
+            queue=self.queue,
+            clock=self.clock,
+            policy=self.retry_policy,
+            random=lambda: self.jitter,
+        )
+        self.queue.bind(self.relay)
         self.service = DispatchService(
             repository=self.repo,
-            applications=self.apps,
             providers={channel: self.provider for channel in Channel},
             timer=self.timer,
-            callbacks=self.callbacks,
+            callbacks=self.queue,
             clock=self.clock,
             policy=self.policy,
         )
@@ -66,13 +85,19 @@ class Harness:
         )
 
     def advance(self, seconds: float) -> None:
-        """Let time pass, firing every timer that comes due, as the timer backend would."""
+        """Let time pass, firing every timer and every callback drain that comes due, in time
+        order, as the timer backend and the callback queue would."""
         target = self.clock.current.timestamp() + seconds
         while True:
-            due = [(at, key) for key, at in self.timer.pending.items() if at.timestamp() <= target]
-            if not due:
+            timers = [(at, key) for key, at in self.timer.pending.items() if at.timestamp() <= target]
+            drains = [at for at in self.queue.pending.values() if at.timestamp() <= target]
+            if not timers and not drains:
                 break
-            at, (dispatch_uuid, index) = min(due)
+            if drains and (not timers or min(drains) <= min(timers)[0]):
+                self.clock.current = max(self.clock.current, min(drains))
+                self.queue.pump()
+                continue
+            at, (dispatch_uuid, index) = min(timers)
             self.clock.current = max(self.clock.current, at)
             del self.timer.pending[(dispatch_uuid, index)]
             self.service.check(dispatch_uuid, index)

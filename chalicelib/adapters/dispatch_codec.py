@@ -8,6 +8,11 @@ Pure: no I/O. The layout, one item per dispatch:
     completed_by                                                          number
     callbacks (how many callbacks were decided; absent means 0)           number
     steps: [ {index, message_uuid, phase, ..., spec: {...}, history: [...], usage: {...}} ]
+    outbox: { "<seq>": {event_id, kind, decided_at, body} }               absent when empty
+
+The outbox is a map keyed by the callback's seq (as a string) rather than a list, so that the
+repository can remove the entries delivery took in by name (`REMOVE outbox.#seq`) without
+touching entries another writer added meanwhile; decoding sorts them by seq.
 
 Datetimes are stored as `YYYY-MM-DDTHH:MM:SS.ffffffZ`: exact to the microsecond, and they sort
 as strings. Enums are stored as their values. Fields that are None are left out. `StepSpec.to`,
@@ -28,6 +33,7 @@ from typing import Any
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSerializer
 
 from chalicelib.adapters.dynamodb_table import key
+from chalicelib.domain.callbacks import CallbackKind, OutboxEntry
 from chalicelib.domain.model import (
     Channel,
     Condition,
@@ -44,9 +50,11 @@ from chalicelib.domain.model import (
 
 DISPATCH_PREFIX = "DSP#"
 DISPATCH_SK = "DSP"
-#: Attributes the repository adds around the aggregate (keys, TTL, the sweeper index's
-#: partition key); decoding ignores them.
-_ENVELOPE = frozenset({"pk", "sk", "expires_at", "due_minute", "due_backstop"})
+#: Attributes the repository adds around the aggregate (keys, TTL, the sweeper's and the callback
+#: relay's index keys); decoding ignores them.
+_ENVELOPE = frozenset(
+    {"pk", "sk", "expires_at", "due_minute", "due_backstop", "relay_minute", "relay_at"}
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -145,6 +153,9 @@ def _value_or_none(enum_value: Any) -> Any:
 
 
 def _dispatch_to_plain(d: Dispatch) -> dict[str, Any]:
+    if len({e.seq for e in d.outbox}) != len(d.outbox):
+        # Keyed by seq, a repeated one would silently drop an entry.
+        raise ValueError("outbox entries must have distinct seqs")
     return _drop_none(
         {
             "dispatch_uuid": d.dispatch_uuid,
@@ -160,6 +171,7 @@ def _dispatch_to_plain(d: Dispatch) -> dict[str, Any]:
             "completed_by": d.completed_by,
             "callbacks": d.callbacks or None,
             "steps": [_step_to_plain(s) for s in d.steps],
+            "outbox": {str(e.seq): _outbox_entry_to_plain(e) for e in d.outbox} or None,
         }
     )
 
@@ -179,6 +191,30 @@ def _dispatch_from_plain(p: dict[str, Any]) -> Dispatch:
         completed_by=p.get("completed_by"),
         callbacks=p.get("callbacks", 0),
         steps=tuple(_step_from_plain(s) for s in p["steps"]),
+        outbox=tuple(
+            _outbox_entry_from_plain(int(seq), entry)
+            for seq, entry in sorted(p.get("outbox", {}).items(), key=lambda kv: int(kv[0]))
+        ),
+    )
+
+
+def _outbox_entry_to_plain(e: OutboxEntry) -> dict[str, Any]:
+    # The seq is the entry's key in the map, so it is not repeated inside.
+    return {
+        "event_id": e.event_id,
+        "kind": e.kind.value,
+        "decided_at": format_time(e.decided_at),
+        "body": e.body,
+    }
+
+
+def _outbox_entry_from_plain(seq: int, p: dict[str, Any]) -> OutboxEntry:
+    return OutboxEntry(
+        seq=seq,
+        event_id=p["event_id"],
+        kind=CallbackKind(p["kind"]),
+        decided_at=parse_time(p["decided_at"]),
+        body=p["body"],
     )
 
 

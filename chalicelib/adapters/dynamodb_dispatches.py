@@ -15,18 +15,28 @@ later send already did (a conditional put on `sent_at`): webhooks that name a pe
 message (Messenger's watermarks, a user's reply) find the latest message sent to them there.
 
 Calls: `get`, `find_message` and `find_recipient` one GetItem; `add` one PutItem; `save` one
-PutItem plus one per message ref (two when it names a recipient); `overdue` one Query per minute.
-Every item carries `expires_at` (creation + retention, epoch seconds) for TTL.
+PutItem plus one per message ref (two when it names a recipient); `overdue` and `unrelayed` one
+Query per minute; `prune_outbox` one UpdateItem, two or three when a save came in since the
+caller's read (none when given no seqs). Every item carries `expires_at` (creation + retention,
+epoch seconds) for TTL.
 
 A live dispatch item also carries `due_minute`, the minute of its `due_at`, which puts it in the
 sparse `due` index (see `dynamodb_table`). `overdue` reads that index one minute at a time: one
 Query (more only when a minute holds over 1 MB of index entries) per minute it covers, never a
 Scan, so a sweep costs the same however many dispatches the table holds.
+
+A dispatch with callbacks in its outbox also carries `relay_minute` (`outbox#` and the minute its
+oldest entry was decided) and `relay_at` (that time), which put it in the sparse `relay` index;
+`unrelayed` reads it the same way. `prune_outbox` drops the entries delivery took in without a
+new version (it is not a state change). When nobody saved since the caller's read, it removes
+them and fixes the index keys in one conditional UpdateItem. When somebody did, that save may
+have added entries: it then removes only the named map keys, and corrects the index keys to the
+oldest entry left (or removes them with an emptied outbox) under that save's version.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -39,6 +49,9 @@ from chalicelib.adapters.dynamodb_table import (
     DUE_BACKSTOP_ATTRIBUTE,
     DUE_INDEX,
     DUE_MINUTE_ATTRIBUTE,
+    RELAY_AT_ATTRIBUTE,
+    RELAY_INDEX,
+    RELAY_MINUTE_ATTRIBUTE,
     TTL_ATTRIBUTE,
     key,
 )
@@ -51,6 +64,9 @@ MESSAGE_PREFIX = "MSG#"
 MESSAGE_SK = "MSG"
 RECIPIENT_PREFIX = "RCPT#"
 RECIPIENT_SK = "RCPT"
+#: `relay` index bucket prefix of a dispatch whose outbox holds callbacks not taken in yet.
+OUTBOX_BUCKET = "outbox#"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 _VERSION_MATCHES = {
     "ConditionExpression": "#v = :expected",
@@ -70,6 +86,15 @@ _DUE_IN_MINUTE = {
         "#b": DUE_BACKSTOP_ATTRIBUTE,
     },
 }
+#: One minute of the `relay` index (any bucket prefix), cut to [since, cutoff].
+RELAY_IN_MINUTE = {
+    "IndexName": RELAY_INDEX,
+    "KeyConditionExpression": "#m = :m AND #d BETWEEN :since AND :cutoff",
+    "ProjectionExpression": "pk",
+    "ExpressionAttributeNames": {"#m": RELAY_MINUTE_ATTRIBUTE, "#d": RELAY_AT_ATTRIBUTE},
+}
+#: Removing these takes a dispatch out of the `relay` index along with its whole outbox.
+_REMOVE_OUTBOX = f"REMOVE outbox, {RELAY_MINUTE_ATTRIBUTE}, {RELAY_AT_ATTRIBUTE}"
 
 
 def message_key(provider: str, provider_message_id: str) -> dict[str, dict[str, str]]:
@@ -172,31 +197,112 @@ class DynamoDispatchRepository:
         is eventually consistent: an entry may lag its dispatch by a moment, which is harmless to
         a caller that re-reads the dispatch before acting (as `DispatchService.check` does).
         """
-        if since > cutoff:
-            return []  # DynamoDB refuses a BETWEEN whose bounds are reversed
-        bounds = {
-            ":since": {"S": dispatch_codec.format_time(since)},
-            ":cutoff": {"S": dispatch_codec.format_time(cutoff)},
-        }
         found: dict[OverdueCheck, None] = {}  # ordered, and an entry seen twice counts once
-        for minute in _minutes(since, cutoff):
-            query: dict[str, Any] = {
-                "TableName": self._table,
-                **_DUE_IN_MINUTE,
-                "ExpressionAttributeValues": {":m": {"S": minute}, **bounds},
-            }
-            if self._page_size is not None:
-                query["Limit"] = self._page_size
-            while True:
-                page = self._client.query(**query)
-                for item in page.get("Items", ()):
-                    dispatch_uuid = item["pk"]["S"].removeprefix(dispatch_codec.DISPATCH_PREFIX)
-                    backstop = item.get(DUE_BACKSTOP_ATTRIBUTE, {}).get("BOOL", False)
-                    found[OverdueCheck(dispatch_uuid, int(item["current"]["N"]), backstop)] = None
-                if "LastEvaluatedKey" not in page:
-                    break
-                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        query = {"TableName": self._table, **_DUE_IN_MINUTE}
+        for item in query_by_minute(self._client, query, since, cutoff, page_size=self._page_size):
+            dispatch_uuid = item["pk"]["S"].removeprefix(dispatch_codec.DISPATCH_PREFIX)
+            backstop = item.get(DUE_BACKSTOP_ATTRIBUTE, {}).get("BOOL", False)
+            found[OverdueCheck(dispatch_uuid, int(item["current"]["N"]), backstop)] = None
         return list(found)
+
+    def unrelayed(self, cutoff: datetime, since: datetime) -> list[str]:
+        """Dispatches whose oldest outbox entry was decided in [since, cutoff], oldest first.
+
+        One Query of the `relay` index per minute, each followed to its last page; eventually
+        consistent, like `overdue`: the drain a caller sets off re-reads the dispatch.
+        """
+        query = {"TableName": self._table, **RELAY_IN_MINUTE}
+        items = query_by_minute(
+            self._client, query, since, cutoff, prefix=OUTBOX_BUCKET, page_size=self._page_size
+        )
+        found = {item["pk"]["S"].removeprefix(dispatch_codec.DISPATCH_PREFIX): None for item in items}
+        return list(found)
+
+    def prune_outbox(self, dispatch: Dispatch, seqs: Collection[int]) -> None:
+        """Drop the outbox entries numbered `seqs`; the version stays as it is.
+
+        One UpdateItem conditioned on `dispatch.version`. If a save came in since, it may have
+        added entries, so only the named keys are removed (one more UpdateItem) and the `relay`
+        index keys are then put right for what is left (a third, only when they changed).
+        """
+        dropped = set(seqs)
+        if not dropped:
+            return
+        drop = sorted(dropped)
+        remaining = [entry for entry in dispatch.outbox if entry.seq not in dropped]
+        if remaining:
+            # Keys by name, and the index moves on to the oldest entry left.
+            names = _seq_names(drop)
+            update = {
+                "UpdateExpression": f"{_remove_entries(names)} SET #rm = :rm, #ra = :ra",
+                "ExpressionAttributeNames": {**names, **_RELAY_NAMES, **_VERSION_NAME},
+                "ExpressionAttributeValues": {
+                    **_relay_values(min(e.decided_at for e in remaining)),
+                    ":expected": {"N": str(dispatch.version)},
+                },
+            }
+        else:
+            update = {
+                "UpdateExpression": _REMOVE_OUTBOX,
+                "ExpressionAttributeNames": _VERSION_NAME,
+                "ExpressionAttributeValues": {":expected": {"N": str(dispatch.version)}},
+            }
+        key_of = dispatch_codec.dispatch_key(dispatch.dispatch_uuid)
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=key_of, ConditionExpression="#v = :expected", **update
+            )
+        except ClientError as exc:
+            if error_code(exc) != _CONDITION_FAILED:
+                raise
+            self._prune_after_a_save(key_of, drop)
+
+    def _prune_after_a_save(self, key_of: dict[str, Any], drop: list[int]) -> None:
+        """Remove just the named entries from whatever outbox a later save left, then put the
+        `relay` index keys right for the entries that remain."""
+        names = _seq_names(drop)
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=key_of,
+                UpdateExpression=_remove_entries(names),
+                # Removing a key of an absent map is a ValidationException, not a no-op.
+                ConditionExpression="attribute_exists(outbox)",
+                ExpressionAttributeNames=names,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) != _CONDITION_FAILED:
+                raise
+            return  # no outbox (or no dispatch) any more: nothing to drop, no index keys
+        self._reindex_outbox(key_of, response["Attributes"])
+
+    def _reindex_outbox(self, key_of: dict[str, Any], item: Mapping[str, Any]) -> None:
+        """Point the `relay` keys at the oldest entry left, or drop them with an empty outbox.
+
+        Conditioned on the version just read back: a save after it wrote keys of its own."""
+        entries = item.get("outbox", {}).get("M", {})
+        oldest = min((e["M"]["decided_at"]["S"] for e in entries.values()), default=None)
+        indexed = item.get(RELAY_AT_ATTRIBUTE, {}).get("S")
+        if entries and oldest == indexed:
+            return
+        update: dict[str, Any] = {
+            "ExpressionAttributeNames": dict(_VERSION_NAME),
+            "ExpressionAttributeValues": {":expected": item["version"]},
+        }
+        if oldest is None:
+            update["UpdateExpression"] = _REMOVE_OUTBOX
+        else:
+            update["UpdateExpression"] = "SET #rm = :rm, #ra = :ra"
+            update["ExpressionAttributeNames"].update(_RELAY_NAMES)
+            update["ExpressionAttributeValues"].update(_relay_values(dispatch_codec.parse_time(oldest)))
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=key_of, ConditionExpression="#v = :expected", **update
+            )
+        except ClientError as exc:
+            if error_code(exc) != _CONDITION_FAILED:
+                raise
 
     def find_recipient(self, provider: str, recipient: str) -> MessageRef | None:
         """The latest message sent to `recipient` through `provider`. One consistent GetItem."""
@@ -252,6 +358,9 @@ class DynamoDispatchRepository:
             item[DUE_MINUTE_ATTRIBUTE] = {"S": due_minute(item[DUE_AT_ATTRIBUTE]["S"])}
             check = pending_check(dispatch)
             item[DUE_BACKSTOP_ATTRIBUTE] = {"BOOL": check is not None and check.backstop}
+        # An outbox puts the dispatch in the `relay` index at its oldest entry; none, out of it.
+        if dispatch.outbox:
+            item.update(relay_keys(OUTBOX_BUCKET, min(e.decided_at for e in dispatch.outbox)))
         return item
 
     def _ref_put(self, dispatch: Dispatch, ref: MessageRef) -> dict[str, Any]:
@@ -276,6 +385,50 @@ def due_minute(stored_time: str) -> str:
     return stored_time[:16]
 
 
+def relay_keys(bucket: str, at: datetime) -> dict[str, dict[str, str]]:
+    """The `relay` index keys of an item due at `at` in the bucket named by its prefix."""
+    stored = dispatch_codec.format_time(at)
+    return {
+        RELAY_MINUTE_ATTRIBUTE: {"S": bucket + due_minute(stored)},
+        RELAY_AT_ATTRIBUTE: {"S": stored},
+    }
+
+
+def query_by_minute(
+    client: Any,
+    query: Mapping[str, Any],
+    since: datetime,
+    cutoff: datetime,
+    *,
+    prefix: str = "",
+    page_size: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every item of a minute-bucketed index in [since, cutoff], oldest minute first.
+
+    `query` names the table, the index and a key condition on `:m` (the bucket, `prefix` and
+    the minute) and `:since`/`:cutoff`. One Query per minute, each followed to its last page.
+    """
+    if since > cutoff:
+        return  # DynamoDB refuses a BETWEEN whose bounds are reversed
+    bounds = {
+        ":since": {"S": dispatch_codec.format_time(since)},
+        ":cutoff": {"S": dispatch_codec.format_time(cutoff)},
+    }
+    for minute in _minutes(since, cutoff):
+        request: dict[str, Any] = {
+            **query,
+            "ExpressionAttributeValues": {":m": {"S": prefix + minute}, **bounds},
+        }
+        if page_size is not None:
+            request["Limit"] = page_size
+        while True:
+            page = client.query(**request)
+            yield from page.get("Items", ())
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def _minutes(since: datetime, cutoff: datetime) -> list[str]:
     """Every minute bucket from the one holding `since` to the one holding `cutoff`."""
     minute = since.astimezone(timezone.utc).replace(second=0, microsecond=0)
@@ -284,6 +437,24 @@ def _minutes(since: datetime, cutoff: datetime) -> list[str]:
         buckets.append(due_minute(dispatch_codec.format_time(minute)))
         minute += timedelta(minutes=1)
     return buckets
+
+
+_VERSION_NAME = {"#v": "version"}
+_RELAY_NAMES = {"#rm": RELAY_MINUTE_ATTRIBUTE, "#ra": RELAY_AT_ATTRIBUTE}
+
+
+def _relay_values(oldest: datetime) -> dict[str, dict[str, str]]:
+    keys = relay_keys(OUTBOX_BUCKET, oldest)
+    return {":rm": keys[RELAY_MINUTE_ATTRIBUTE], ":ra": keys[RELAY_AT_ATTRIBUTE]}
+
+
+def _seq_names(seqs: Sequence[int]) -> dict[str, str]:
+    """Placeholders for outbox keys: `outbox.12` would not parse, `outbox.#s0` does."""
+    return {f"#s{i}": str(seq) for i, seq in enumerate(seqs)}
+
+
+def _remove_entries(names: Mapping[str, str]) -> str:
+    return "REMOVE " + ", ".join(f"outbox.{placeholder}" for placeholder in names)
 
 
 def _unique_refs(dispatch_uuid: str, refs: Sequence[MessageRef]) -> list[MessageRef]:

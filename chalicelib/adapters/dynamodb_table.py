@@ -6,11 +6,23 @@ Items (all keys are strings):
     DSP#<dispatch_uuid> / DSP           dispatch aggregate
     MSG#<provider>#<message_id> / MSG   message index (webhook correlation, strongly consistent)
     RCPT#<provider>#<recipient> / RCPT  latest message sent to a person (watermarks, replies)
+    CB#<dispatch_uuid> / SEQ#<seq:08d>  a callback's delivery record (attempts, state)
+    CB#<dispatch_uuid> / STREAM         a dispatch's callback lease, replay marks, next retry
 
-One global secondary index, `due`, serves the safety sweeper: a live dispatch carries
-`due_minute` (its `due_at` cut to the minute) and `due_at`; a final one carries neither, so only
-live dispatches are in the index. It projects `current` and `due_backstop` (whether the pending
-check is one the AWS timers leave to the sweeper) so a sweep never reads the items.
+Three sparse global secondary indexes; an item is in one only while it carries both its keys.
+
+`due` serves the safety sweeper: a live dispatch carries `due_minute` (its `due_at` cut to the
+minute) and `due_at`; a final one carries neither, so only live dispatches are in the index. It
+projects `current` and `due_backstop` (whether the pending check is one the AWS timers leave to
+the sweeper) so a sweep never reads the items.
+
+`relay` serves the sweeper's callback recovery, keyed by `relay_minute` and `relay_at`. A
+dispatch with callbacks in its outbox is in bucket `outbox#<minute>` of its oldest entry; a
+callback stream with a retry due is in bucket `retry#<minute>` of that retry. Only keys are
+projected: the sweeper needs the dispatch id, which the pk holds.
+
+`dead` lists an application's dead callbacks, latest first: a dead record carries `dead_app`
+(its application) and `dead_at`. It projects every attribute so a page is one Query.
 
 `infra/dispatch.json` declares the same table for AWS; a test keeps the two equal.
 """
@@ -23,6 +35,12 @@ DUE_INDEX = "due"
 DUE_MINUTE_ATTRIBUTE = "due_minute"
 DUE_AT_ATTRIBUTE = "due_at"
 DUE_BACKSTOP_ATTRIBUTE = "due_backstop"
+RELAY_INDEX = "relay"
+RELAY_MINUTE_ATTRIBUTE = "relay_minute"
+RELAY_AT_ATTRIBUTE = "relay_at"
+DEAD_INDEX = "dead"
+DEAD_APP_ATTRIBUTE = "dead_app"
+DEAD_AT_ATTRIBUTE = "dead_at"
 
 
 def key(pk: str, sk: str) -> dict[str, dict[str, str]]:
@@ -38,6 +56,10 @@ def create_table(client: Any, table_name: str) -> None:
             {"AttributeName": "sk", "AttributeType": "S"},
             {"AttributeName": DUE_MINUTE_ATTRIBUTE, "AttributeType": "S"},
             {"AttributeName": DUE_AT_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": RELAY_MINUTE_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": RELAY_AT_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": DEAD_APP_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": DEAD_AT_ATTRIBUTE, "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
@@ -54,7 +76,23 @@ def create_table(client: Any, table_name: str) -> None:
                     "ProjectionType": "INCLUDE",
                     "NonKeyAttributes": ["current", DUE_BACKSTOP_ATTRIBUTE],
                 },
-            }
+            },
+            {
+                "IndexName": RELAY_INDEX,
+                "KeySchema": [
+                    {"AttributeName": RELAY_MINUTE_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": RELAY_AT_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+            {
+                "IndexName": DEAD_INDEX,
+                "KeySchema": [
+                    {"AttributeName": DEAD_APP_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": DEAD_AT_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
         BillingMode="PAY_PER_REQUEST",
     )

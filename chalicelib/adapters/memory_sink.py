@@ -29,6 +29,8 @@ class InMemoryCallbackSink:
         self._max_per_dispatch = max_per_dispatch
         self._lock = threading.Lock()
         self._by_dispatch: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        #: application_id -> (until, HTTP status): a receiver outage staged by the developer.
+        self._outages: dict[str, tuple[datetime, int]] = {}
 
     def store(
         self,
@@ -47,6 +49,20 @@ class InMemoryCallbackSink:
             self._by_dispatch.move_to_end(key)
             while len(self._by_dispatch) > self._max:
                 self._by_dispatch.popitem(last=False)
+
+    def stage_outage(self, application_id: str, until: datetime, status: int) -> None:
+        """Answer `status` instead of accepting the application's callbacks until `until`."""
+        with self._lock:
+            self._outages[application_id] = (until, status)
+
+    def outage_status(self, application_id: str, now: datetime) -> int | None:
+        """The status to answer now if an outage is staged for the application, else None."""
+        with self._lock:
+            outage = self._outages.get(application_id)
+            if outage is None or outage[0] <= now:
+                self._outages.pop(application_id, None)
+                return None
+            return outage[1]
 
     def list(self, dispatch_uuid: str | None) -> list[dict[str, Any]]:
         """Everything received for the dispatch, in arrival order."""

@@ -50,6 +50,13 @@ class Unauthorized(ApiError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Basic realm="dispatch", Bearer'})
 
 
+class InvalidPageCursor(ApiError):
+    """A list's `cursor` this application was not handed: malformed, or another's. Its own type,
+    so a client can tell "start the listing again" from a mistake in the other parameters."""
+
+    status, slug, title = 400, "invalid-cursor", "Invalid page cursor"
+
+
 class NotFound(ApiError):
     status, slug, title = 404, "not-found", "Not found"
 

@@ -1,9 +1,12 @@
-"""The read model of a dispatch, as `GET /v0.1/dispatch/{dispatch_uuid}` returns it."""
+"""Read models: a dispatch, as `GET /v0.1/dispatch/{dispatch_uuid}` returns it, and its
+callbacks, as the callbacks API lists them."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
+from chalicelib.domain.callbacks import Attempt, CallbackRecord, DeliveryState
 from chalicelib.domain.model import Dispatch, StatusRecord, Step, Usage
 from chalicelib.service.callback_payloads import iso, total_usage
 
@@ -56,6 +59,40 @@ def _history_entry(record: StatusRecord) -> dict[str, Any]:
         "timestamp": iso(record.at),
         "late": record.late,
         "error": {"code": record.error_code, "reason": record.error_reason} if has_error else None,
+    }
+
+
+def callback_view(record: CallbackRecord, *, with_dispatch: bool = False) -> dict[str, Any]:
+    """One callback with its delivery history. `with_dispatch` adds `dispatch_uuid`, for lists
+    that span dispatches."""
+    pending = record.state is DeliveryState.PENDING
+    view: dict[str, Any] = {"dispatch_uuid": record.dispatch_uuid} if with_dispatch else {}
+    view.update(
+        {
+            "seq": record.seq,
+            "event_id": record.event_id,
+            "type": record.kind.value,
+            "state": record.state.value,
+            "decided_at": iso(record.decided_at),
+            # Only a pending callback waits; a stale next_at on another state would mislead.
+            "next_attempt_at": _iso(record.next_at) if pending else None,
+            "dead_at": _iso(record.dead_at),
+            "dead_reason": record.dead_reason,
+            "replays": record.replays,
+            "attempts": [_attempt_view(attempt) for attempt in record.attempts],
+            # The stored body is the exact bytes posted; parsed, so clients need not decode twice.
+            "payload": json.loads(record.body),
+        }
+    )
+    return view
+
+
+def _attempt_view(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "at": iso(attempt.at),
+        "http_status": attempt.status_code,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
     }
 
 

@@ -1,8 +1,11 @@
-"""Local-stage routes: inject a channel status, and the callback sink that records callbacks.
+"""Local-stage routes: inject a channel status, and the callback sink that records callbacks
+(which can also play a receiver that is down, to watch callbacks being retried).
 
 They answer 404 unless `DISPATCH_SANDBOX_ROUTES` is on, which only the local stage sets.
 """
 from __future__ import annotations
+
+from datetime import timedelta
 
 import jwt
 from chalice import Blueprint, Response
@@ -13,11 +16,11 @@ from chalicelib.api.auth import authenticate
 from chalicelib.api.body import decode_json_body
 from chalicelib.api.errors import NotFound, RequestInvalid
 from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
-from chalicelib.api.schemas import SandboxStatusRequest
+from chalicelib.api.schemas import SandboxOutageRequest, SandboxStatusRequest
 from chalicelib.bootstrap import Services, get_services
 from chalicelib.domain.application import Application
 from chalicelib.domain.model import MessageStatus, StatusEvent
-from chalicelib.service.callback_payloads import dispatch_uuid_of
+from chalicelib.service.callback_payloads import dispatch_uuid_of, iso
 
 bp = Blueprint(__name__)
 
@@ -51,9 +54,29 @@ def receive_callback() -> Response:
     if owner is None:
         # Nobody could ever list it: a callback about no known dispatch is dropped.
         return Response(body="", status_code=204)
+    down = services.sink.outage_status(owner, services.clock.now())
+    if down is not None:
+        return Response(body="", status_code=down, headers={"Content-Type": "text/plain"})
     valid = _signature_valid(services, request.headers.get("authorization"), raw, owner)
     services.sink.store(uuid, services.clock.now(), valid, body)
     return Response(body="", status_code=204)
+
+
+@bp.route("/sandbox/callbacks/outage", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@problem_errors
+def stage_outage() -> Response:
+    """The sink refuses the caller's callbacks for a while, as a receiver that is down would."""
+    services = _sandbox()
+    application = _caller(services)
+    request = bp.current_request
+    body = decode_json_body(request_bytes(request), request.headers.get("content-type"))
+    try:
+        outage = SandboxOutageRequest.model_validate(body)
+    except ValidationError as exc:
+        raise RequestInvalid("Your request parameters did not validate.", _invalid(exc)) from None
+    until = services.clock.now() + timedelta(seconds=outage.seconds)
+    services.sink.stage_outage(application.application_id, until, outage.status)
+    return json_response({"until": iso(until), "status": outage.status}, status=202)
 
 
 @bp.route("/sandbox/callbacks", methods=["GET"])
@@ -88,11 +111,14 @@ def _parse_status(body: object) -> SandboxStatusRequest:
     try:
         return SandboxStatusRequest.model_validate(body)
     except ValidationError as exc:
-        invalid = [
-            {"name": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]}
-            for err in exc.errors(include_input=False)
-        ]
-        raise RequestInvalid("Your request parameters did not validate.", invalid) from None
+        raise RequestInvalid("Your request parameters did not validate.", _invalid(exc)) from None
+
+
+def _invalid(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"name": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]}
+        for err in exc.errors(include_input=False)
+    ]
 
 
 def _signature_valid(services: Services, authorization: str | None, raw: bytes, owner: str) -> bool:

@@ -208,3 +208,12 @@ class SandboxStatusRequest(RequestModel):
 
     status: Literal["delivered", "read", "rejected", "undeliverable"]
     error: SandboxError | None = None
+
+
+class SandboxOutageRequest(RequestModel):
+    """Body of `POST /sandbox/callbacks/outage`: how long the sink plays a receiver that is down,
+    and what it answers meanwhile: 503 (retried) by default; 410, say, to see a callback go
+    straight to the dead letters."""
+
+    seconds: int = Field(ge=1, le=3600)
+    status: int = Field(default=503, ge=400, le=599)

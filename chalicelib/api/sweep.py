@@ -5,8 +5,9 @@ Embedded Metric Format (a JSON line on stdout that CloudWatch Logs turns into me
 PutMetricData call, no extra permission). `TimerChecksLost` above zero means a timer lost a
 check it owned, and `OverdueChecksFailed` above zero means a dispatch could not be moved on: both
 are worth an alarm. `OverdueStepsFound` also counts backstops (send guards, report limits) that
-the AWS timers leave to the sweep by design. Every run emits every metric, zeros included, so an
-alarm can tell "nothing went wrong" from "the sweep did not run".
+the AWS timers leave to the sweep by design. `CallbackDrainsRecovered` counts dispatches whose
+callbacks had to be nudged again (a queue message lost, a drain that died). Every run emits every
+metric, zeros included, so an alarm can tell "nothing went wrong" from "the sweep did not run".
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def run_sweep(event: Any) -> dict[str, int]:
         "redriven": result.redriven,
         "failed": result.failed,
         "lost": result.lost,
+        "callbacks_recovered": result.callbacks_recovered,
     }
     _emit_metrics(counts)
     return counts
@@ -41,4 +43,7 @@ def _emit_metrics(counts: dict[str, int]) -> None:
     metrics.add_metric(name="OverdueStepsRedriven", unit=MetricUnit.Count, value=counts["redriven"])
     metrics.add_metric(name="OverdueChecksFailed", unit=MetricUnit.Count, value=counts["failed"])
     metrics.add_metric(name="TimerChecksLost", unit=MetricUnit.Count, value=counts["lost"])
+    metrics.add_metric(
+        name="CallbackDrainsRecovered", unit=MetricUnit.Count, value=counts["callbacks_recovered"]
+    )
     metrics.flush_metrics()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chalicelib.domain.callbacks import OutboxEntry
+
 
 class Channel(str, enum.Enum):
     SMS = "sms"
@@ -170,6 +172,9 @@ class Dispatch:
     #: How many callbacks the dispatch has decided: the next one is numbered `callbacks + 1`.
     #: Saved with the state change that decides them, so a number is never reused.
     callbacks: int = 0
+    #: Callbacks decided and not yet taken in by delivery, oldest first: saved by the same write
+    #: as the state change that decided them, so a crash after it cannot lose them.
+    outbox: tuple[OutboxEntry, ...] = ()
 
     @property
     def current_step(self) -> Step:

@@ -5,6 +5,7 @@ model: no I/O, no clock. Also home to `iso`, the one timestamp format used on th
 """
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -100,6 +101,11 @@ def total_usage(steps: tuple[Step, ...]) -> dict[str, str] | None:
         return None
     # Fixed-point, so an input like "1E-4" never leaks exponent notation onto the wire.
     return {"price": format(price, "f"), "currency": currencies.pop()}
+
+
+def encode(payload: Mapping[str, Any]) -> str:
+    """The body as sent: compact JSON, UTF-8 text kept as is."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def callback_event_id(dispatch_uuid: str, seq: int) -> str:

@@ -1,16 +1,19 @@
 """Use cases: create a dispatch, apply a status, run a timer check, read a dispatch.
 
 Every input goes the same way: load, decide with the pure transitions, save conditionally on the
-version, then perform the decision's effects. Sends and timers come first; callbacks are
-delivered last, in the order they were decided, so a slow receiver never delays a failover.
+version, then perform the decision's effects. The callbacks a decision makes are rendered and
+saved in the dispatch's outbox by that same save; once the sends and timers are done, the
+callback queue is nudged to deliver them (`callback_relay`). Delivery never happens here, so a
+slow or failing receiver never delays a failover.
 """
 from __future__ import annotations
 
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from chalicelib.domain import transitions
 from chalicelib.domain.actions import (
@@ -25,13 +28,12 @@ from chalicelib.domain.actions import (
     SendResult,
 )
 from chalicelib.domain.application import Application
+from chalicelib.domain.callbacks import CallbackKind, OutboxEntry
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchNotFound
 from chalicelib.domain.model import Channel, Dispatch, Policy, StatusEvent, StepSpec
 from chalicelib.service import callback_payloads as payloads
 from chalicelib.service.ports import (
-    ApplicationLookup,
-    CallbackId,
-    CallbackSender,
+    CallbackQueue,
     ChannelProvider,
     Clock,
     DispatchRepository,
@@ -54,25 +56,24 @@ Decide = Callable[[Dispatch, datetime], Decision]
 
 @dataclass
 class _Outbox:
-    """Callbacks decided during one input, delivered once every send and timer is done."""
+    """Dispatches that saved new callbacks during one input: nudged once every send and timer
+    is done."""
 
-    items: list[tuple[str, dict, CallbackId]] = field(default_factory=list)
+    dispatches: set[str] = field(default_factory=set)
 
 
 class DispatchService:
     def __init__(
         self,
         repository: DispatchRepository,
-        applications: ApplicationLookup,
         providers: Mapping[Channel, ChannelProvider],
         timer: Timer,
-        callbacks: CallbackSender,
+        callbacks: CallbackQueue,
         clock: Clock,
         policy: Policy = DEFAULT_POLICY,
         new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
     ):
         self._repo = repository
-        self._apps = applications
         self._providers = providers
         self._timer = timer
         self._callbacks = callbacks
@@ -88,16 +89,16 @@ class DispatchService:
         decision = transitions.start(
             self._new_uuid(), application.application_id, specs, now, self._policy
         )
-        saved = self._repo.add(decision.dispatch)
-        logger.info("dispatch created", extra=_log_fields(saved))
         outbox = _Outbox()
+        saved = self._repo.add(_with_outbox(decision, now, outbox))
+        logger.info("dispatch created", extra=_log_fields(saved))
         try:
             self._perform(saved, decision, outbox)
         except Exception:
             # The dispatch is stored and its guard's check is set: that check moves it on. An
             # error here must not tell the client to retry, which would send everything again.
             logger.exception("dispatch effects failed; its timer will recover it", extra=_log_fields(saved))
-        self._deliver(outbox, application)
+        self._nudge(outbox)
         return saved.dispatch_uuid
 
     def get(self, application: Application, dispatch_uuid: str) -> Dispatch:
@@ -151,12 +152,30 @@ class DispatchService:
             dispatch, lambda d, now: transitions.on_timer(d, step_index, now, self._policy)
         )
 
+    def relay_inbound(self, dispatch_uuid: str, payload: Mapping[str, Any]) -> None:
+        """Save a user's message for relay to the inbound URL of the dispatch's application, as
+        the dispatch's next callback; then have it delivered. Raises DispatchNotFound."""
+        dispatch = self._repo.get(dispatch_uuid)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if dispatch is None:
+                raise DispatchNotFound(dispatch_uuid)
+            seq = dispatch.callbacks + 1
+            entry = _entry(dispatch_uuid, seq, CallbackKind.INBOUND, self._clock.now(), payload)
+            try:
+                self._repo.save(replace(dispatch, callbacks=seq, outbox=dispatch.outbox + (entry,)))
+            except ConcurrentUpdate:
+                dispatch = self._repo.get(dispatch_uuid)
+                continue
+            self._nudge(_Outbox({dispatch_uuid}))
+            return
+        raise ConcurrentUpdate(dispatch_uuid)
+
     # --- the loop: decide, save, perform --------------------------------------------------------
 
     def _run(self, dispatch: Dispatch, decide: Decide) -> None:
         outbox = _Outbox()
         self._decide_and_save(dispatch, decide, outbox)
-        self._deliver(outbox)
+        self._nudge(outbox)
 
     def _decide_and_save(
         self,
@@ -166,17 +185,20 @@ class DispatchService:
         refs: Sequence[MessageRef] = (),
     ) -> None:
         for _ in range(MAX_CONFLICT_RETRIES):
-            decision = decide(dispatch, self._clock.now())
+            now = self._clock.now()
+            decision = decide(dispatch, now)
             if not decision.changed:
                 return
+            decided = _Outbox()
             try:
-                saved = self._repo.save(decision.dispatch, refs)
+                saved = self._repo.save(_with_outbox(decision, now, decided), refs)
             except ConcurrentUpdate:
                 reloaded = self._repo.get(dispatch.dispatch_uuid)
                 if reloaded is None:
                     raise DispatchNotFound(dispatch.dispatch_uuid) from None
                 dispatch = reloaded
                 continue
+            outbox.dispatches |= decided.dispatches
             self._perform(saved, decision, outbox)
             return
         raise ConcurrentUpdate(dispatch.dispatch_uuid)
@@ -189,13 +211,7 @@ class DispatchService:
                 self._timer_call(self._timer.schedule, saved, action)
             elif isinstance(action, CancelCheck):
                 self._timer_call(self._timer.cancel, saved, action)
-            elif isinstance(action, NotifyStatus):
-                step = saved.steps[action.step_index]
-                payload = payloads.message_status_payload(saved, step, action.record)
-                outbox.items.append((saved.application_id, payload, _callback_id(saved, action.seq)))
-            elif isinstance(action, NotifyFinal):
-                payload = payloads.final_report_payload(saved, action.at)
-                outbox.items.append((saved.application_id, payload, _callback_id(saved, action.seq)))
+            # NotifyStatus and NotifyFinal were saved in the outbox with the decision.
 
     def _send_and_record(self, saved: Dispatch, index: int, outbox: _Outbox) -> None:
         began = self._clock.now()
@@ -248,22 +264,42 @@ class DispatchService:
         except Exception:
             logger.exception("timer call failed", extra=_log_fields(dispatch))
 
-    def _deliver(self, outbox: _Outbox, application: Application | None = None) -> None:
-        known: dict[str, Application | None] = (
-            {application.application_id: application} if application else {}
-        )
-        for application_id, payload, callback_id in outbox.items:
-            if application_id not in known:
-                known[application_id] = self._apps.get(application_id)
-            app = known[application_id]
-            if app is None:
-                logger.warning("callback for unknown application", extra={"app": application_id})
-                continue
-            self._callbacks.deliver(app, payload, callback_id=callback_id)
+    def _nudge(self, outbox: _Outbox) -> None:
+        for dispatch_uuid in sorted(outbox.dispatches):
+            self._callbacks.nudge(dispatch_uuid)
 
 
-def _callback_id(dispatch: Dispatch, seq: int) -> CallbackId:
-    return CallbackId(payloads.callback_event_id(dispatch.dispatch_uuid, seq), seq)
+def _with_outbox(decision: Decision, now: datetime, outbox: _Outbox) -> Dispatch:
+    """The decided dispatch with the decision's callbacks rendered into its outbox."""
+    dispatch = decision.dispatch
+    entries = []
+    for action in decision.actions:
+        if isinstance(action, NotifyStatus):
+            step = dispatch.steps[action.step_index]
+            payload = payloads.message_status_payload(dispatch, step, action.record)
+            kind = CallbackKind.MESSAGE_STATUS
+        elif isinstance(action, NotifyFinal):
+            payload = payloads.final_report_payload(dispatch, action.at)
+            kind = CallbackKind.FINAL_REPORT
+        else:
+            continue
+        entries.append(_entry(dispatch.dispatch_uuid, action.seq, kind, now, payload))
+    if not entries:
+        return dispatch
+    outbox.dispatches.add(dispatch.dispatch_uuid)
+    return replace(dispatch, outbox=dispatch.outbox + tuple(entries))
+
+
+def _entry(
+    dispatch_uuid: str, seq: int, kind: CallbackKind, now: datetime, payload: Mapping[str, Any]
+) -> OutboxEntry:
+    return OutboxEntry(
+        seq=seq,
+        event_id=payloads.callback_event_id(dispatch_uuid, seq),
+        kind=kind,
+        decided_at=now,
+        body=payloads.encode(payload),
+    )
 
 
 def _log_fields(dispatch: Dispatch, index: int | None = None) -> dict[str, object]:

@@ -6,23 +6,14 @@ fakes for tests live in `tests/fakes.py`, `tests/fake_repository.py` and
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from chalicelib.domain.application import Application
+from chalicelib.domain.callbacks import AttemptResult, CallbackRecord
 from chalicelib.domain.model import Dispatch, Step
-
-
-@dataclass(frozen=True)
-class CallbackId:
-    """Who a callback is: a per-dispatch sequence number and an event id receivers dedupe on.
-
-    Both are fixed when the callback is decided, so a redelivery carries the same ones."""
-
-    event_id: str
-    seq: int
 
 
 @dataclass(frozen=True)
@@ -69,6 +60,17 @@ class DispatchRepository(Protocol):
         Oldest first, each dispatch once. Final dispatches have no due_at, so they never appear.
         May lag the latest saves (an eventually consistent index): callers re-read before acting.
         """
+
+    def prune_outbox(self, dispatch: Dispatch, seqs: Collection[int]) -> None:
+        """Drop the outbox entries numbered `seqs` from the stored dispatch (delivery has taken
+        them in). Does not change the version: it is not a state change. `dispatch` is the one
+        the caller read; entries saved since by another writer are left alone."""
+
+    def unrelayed(self, cutoff: datetime, since: datetime) -> list[str]:
+        """Dispatches whose oldest outbox entry was decided in [since, cutoff], oldest first.
+
+        An entry that old was never taken in by delivery (a lost nudge, a crash after the save).
+        May lag the latest writes (an eventually consistent index)."""
 
 
 class ApplicationLookup(Protocol):
@@ -149,17 +151,73 @@ class ChannelProvider(Protocol):
         messages) are matched through it to the latest message sent to that person."""
 
 
-class CallbackSender(Protocol):
-    def deliver(
+@dataclass(frozen=True)
+class CallbackStream:
+    """A dispatch's delivery state, as a drain that has just claimed it sees it."""
+
+    #: A replay asked for and not yet applied: every callback is to be sent again.
+    replay_at: datetime | None = None
+
+
+class CallbackStore(Protocol):
+    """Delivery records of callbacks, and the lease that lets one drain at a time work a
+    dispatch's callbacks (which keeps them in order)."""
+
+    def claim(
+        self, dispatch_uuid: str, owner: str, now: datetime, until: datetime
+    ) -> CallbackStream | None:
+        """Take the dispatch's lease until `until`; None while another owner holds it.
+
+        Also marks the dispatch's callbacks due at `until`, so that if this drain dies before
+        `release`, the sweeper finds them once the lease has run out."""
+
+    def release(
         self,
-        application: Application,
-        payload: Mapping[str, Any],
+        dispatch_uuid: str,
+        owner: str,
         *,
-        inbound: bool = False,
-        callback_id: CallbackId | None = None,
+        next_at: datetime | None,
+        replay_applied: datetime | None = None,
     ) -> None:
-        """Sign and post one callback to the application's status URL (its inbound URL for a
-        relayed user message). Never raises."""
+        """Give the lease back. `next_at`: when a callback is next due (the sweeper looks again a
+        while after it if no drain has), None when nothing is pending. `replay_applied`: the
+        replay this drain carried out. A lease already taken by another owner is left alone."""
+
+    def records(self, dispatch_uuid: str) -> list[CallbackRecord]:
+        """Every record of the dispatch, by seq (strongly consistent)."""
+
+    def put(self, record: CallbackRecord) -> None:
+        """Create or replace one record (the lease holder's write). A dead one has `dead_at`."""
+
+    def request_replay(self, dispatch_uuid: str, at: datetime) -> None:
+        """Mark every callback of the dispatch for sending again; the next drain does it. Also
+        marks them due at `at`, so the sweeper carries the replay out if no drain comes."""
+
+    def dead(
+        self, application_id: str, limit: int, cursor: str | None = None
+    ) -> tuple[list[CallbackRecord], str | None]:
+        """The application's dead callbacks, latest first, and the cursor of the next page (the
+        last page may be empty: a page that is exactly full still gives a cursor).
+
+        Raises `InvalidCursor` for a cursor this store did not issue to this application."""
+
+    def stalled(self, cutoff: datetime, since: datetime) -> list[str]:
+        """Dispatches with a callback due (`next_at`) in [since, cutoff] whose drain never came."""
+
+
+class InvalidCursor(ValueError):
+    """A page cursor that is malformed, or was issued for another application."""
+
+
+class CallbackQueue(Protocol):
+    def nudge(self, dispatch_uuid: str, at: datetime | None = None) -> None:
+        """Have the dispatch's callbacks drained at `at` (now when None). Never raises: a nudge
+        that is lost is made up for by the sweeper."""
+
+
+class CallbackTransport(Protocol):
+    def attempt(self, application: Application, record: CallbackRecord) -> AttemptResult:
+        """Sign and post the record's body once to the URL its kind goes to. Never raises."""
 
 
 class Clock(Protocol):

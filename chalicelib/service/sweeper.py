@@ -6,6 +6,11 @@ Every live dispatch keeps `due_at`, the time of its pending check, so anything s
 after that time has lost its check. The sweeper runs the very same `DispatchService.check` the
 timer would have run; a check is idempotent, so a timer firing at the same moment is harmless.
 
+Callbacks get the same safety net. A dispatch whose outbox still holds an entry long after it
+was decided lost its nudge (or the process died between the save and the nudge); a dispatch
+whose callback retry came due long ago lost its delayed queue message. Both are nudged again; a
+drain is idempotent, so a nudge that was merely slow costs one drain that finds nothing to do.
+
 The grace period keeps the sweeper out of the timers' way: a check only a little late (EventBridge
 Scheduler's can be up to a minute) still belongs to its timer. The look-back bounds each sweep's
 cost; a dispatch stranded for longer than that needs `dispatch_admin sweep --lookback-minutes`.
@@ -14,10 +19,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from chalicelib.service.dispatches import DispatchService
-from chalicelib.service.ports import Clock, DispatchRepository
+from chalicelib.service.ports import CallbackQueue, CallbackStore, Clock, DispatchRepository
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,9 @@ class SweepResult:
     failed: int
     #: Overdue checks that were not backstops: a timer should have run them, and lost them.
     lost: int = 0
+    #: Dispatches whose callbacks were nudged again: a decided callback never taken in, or a
+    #: retry whose queue message never came.
+    callbacks_recovered: int = 0
 
 
 class Sweeper:
@@ -43,8 +51,12 @@ class Sweeper:
         clock: Clock,
         grace_seconds: int,
         lookback_minutes: int,
+        callback_store: CallbackStore | None = None,
+        callback_queue: CallbackQueue | None = None,
     ) -> None:
         self._repo = repository
+        self._callback_store = callback_store
+        self._callback_queue = callback_queue
         self._dispatches = dispatches
         self._clock = clock
         self._grace = timedelta(seconds=grace_seconds)
@@ -68,13 +80,15 @@ class Sweeper:
                     "overdue check failed",
                     extra={"dispatch_uuid": dispatch_uuid, "step_index": step_index},
                 )
+        recovered = self._recover_callbacks(cutoff, since)
         result = SweepResult(
             found=len(overdue),
             redriven=len(overdue) - failed,
             failed=failed,
             lost=sum(1 for check in overdue if not check.backstop),
+            callbacks_recovered=recovered,
         )
-        if overdue:
+        if overdue or recovered:
             # Silent when idle: it runs every minute, and a found step means a timer lost one.
             logger.info(
                 "sweep re-drove overdue checks",
@@ -83,7 +97,17 @@ class Sweeper:
                     "redriven": result.redriven,
                     "failed": result.failed,
                     "lost": result.lost,
+                    "callbacks_recovered": recovered,
                     "lookback_minutes": lookback,
                 },
             )
         return result
+
+    def _recover_callbacks(self, cutoff: datetime, since: datetime) -> int:
+        if self._callback_store is None or self._callback_queue is None:
+            return 0
+        stranded = dict.fromkeys(self._repo.unrelayed(cutoff, since))
+        stranded.update(dict.fromkeys(self._callback_store.stalled(cutoff, since)))
+        for dispatch_uuid in stranded:
+            self._callback_queue.nudge(dispatch_uuid)
+        return len(stranded)

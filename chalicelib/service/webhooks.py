@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 from chalicelib.domain.model import MessageStatus, StatusEvent
 from chalicelib.service.callback_payloads import iso
 from chalicelib.service.dispatches import DispatchService
-from chalicelib.service.ports import ApplicationLookup, CallbackSender, DispatchRepository
+from chalicelib.service.ports import ApplicationLookup, DispatchRepository
 
 logger = logging.getLogger(__name__)
 
@@ -120,12 +120,10 @@ class WebhookService:
         dispatches: DispatchService,
         repository: DispatchRepository,
         applications: ApplicationLookup,
-        callbacks: CallbackSender,
     ) -> None:
         self._dispatches = dispatches
         self._repo = repository
         self._apps = applications
-        self._callbacks = callbacks
 
     def receive(self, webhook: ChannelWebhook, kind: WebhookKind, request: WebhookRequest) -> WebhookReport:
         webhook.verify(request)
@@ -165,10 +163,11 @@ class WebhookService:
             ref = self._repo.find_recipient(provider, message.sender_key)
         application_id = self._dispatches.owner_of(ref.dispatch_uuid) if ref else None
         application = self._apps.get(application_id) if application_id else None
-        if application is None or not application.inbound_url:
+        if ref is None or application is None or not application.inbound_url:
             logger.info("inbound message not relayed: no application", extra={"provider": provider})
             return False
-        self._callbacks.deliver(application, inbound_payload(provider, message), inbound=True)
+        # Saved before the webhook is answered: once the provider hears 200, it cannot be lost.
+        self._dispatches.relay_inbound(ref.dispatch_uuid, inbound_payload(provider, message))
         return True
 
 

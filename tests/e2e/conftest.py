@@ -23,17 +23,29 @@ from tests.fakes import FakeClock, RecordingTimer
 @dataclass
 class _Response:
     status_code: int = 204
+    #: The transport reads `Retry-After` from it.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class CapturingSession:
-    """Stands in for requests.Session in the callback sender: keeps every POST it is given."""
+    """Stands in for requests.Session in the callback transport: keeps every POST it is given.
+
+    It answers 204, unless `answers` holds statuses to give first (a receiver that refuses or
+    is down for a while): those are popped one per POST, and what they answer is kept in
+    `refused` rather than `posts`, since the application never took it."""
 
     posts: list[tuple[str, bytes, dict]] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    refused: list[tuple[str, bytes, dict, int]] = field(default_factory=list)
 
     def post(self, url: str, data: bytes, headers: dict, **_: Any) -> _Response:
-        self.posts.append((url, data, dict(headers)))
-        return _Response()
+        status = self.answers.pop(0) if self.answers else 204
+        if 200 <= status <= 299:
+            self.posts.append((url, data, dict(headers)))
+        else:
+            self.refused.append((url, data, dict(headers), status))
+        return _Response(status)
 
 
 @dataclass

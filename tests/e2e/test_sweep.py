@@ -30,7 +30,9 @@ def test_the_schedule_redrives_a_lost_check_and_reports_it_as_a_metric(stack, ca
 
     result = stack.client.lambda_.invoke("sweep_overdue", scheduled_event(stack))
 
-    assert result.payload == {"found": 1, "redriven": 1, "failed": 0, "lost": 1}
+    assert result.payload == {
+        "found": 1, "redriven": 1, "failed": 0, "lost": 1, "callbacks_recovered": 0
+    }
     first, second = view(stack, dispatch_uuid)["messages"]
     assert first["outcome"] == "expired" and second["phase"] == "waiting"
     [metrics] = emitted_metrics(capsys.readouterr().out)
@@ -41,6 +43,7 @@ def test_the_schedule_redrives_a_lost_check_and_reports_it_as_a_metric(stack, ca
         "OverdueStepsRedriven": "Count",
         "OverdueChecksFailed": "Count",
         "TimerChecksLost": "Count",
+        "CallbackDrainsRecovered": "Count",
     }
     # Powertools writes each value as the list of the data points it aggregated.
     assert (metrics["OverdueStepsFound"], metrics["OverdueStepsRedriven"]) == ([1], [1])
@@ -49,6 +52,28 @@ def test_the_schedule_redrives_a_lost_check_and_reports_it_as_a_metric(stack, ca
 
     again = stack.client.lambda_.invoke("sweep_overdue", scheduled_event(stack))
 
-    assert again.payload == {"found": 0, "redriven": 0, "failed": 0, "lost": 0}
+    assert again.payload == {
+        "found": 0, "redriven": 0, "failed": 0, "lost": 0, "callbacks_recovered": 0
+    }
     [quiet] = emitted_metrics(capsys.readouterr().out)
     assert quiet["OverdueStepsRedriven"] == [0]  # zeros too: a missing data point means no sweep
+
+
+def test_the_schedule_recovers_a_callback_whose_queue_message_was_lost(stack, capsys):
+    queue = stack.services.callback_queue
+    working, queue.nudge = queue.nudge, lambda dispatch_uuid, at=None: None  # messages lost
+    dispatch_uuid = create(stack, with_expiry(MESSENGER_TO_SMS, 15))
+    queue.nudge = working
+    assert stack.session.posts == []  # the submitted callback is saved, never sent
+    stack.clock.advance(stack.services.settings.sweep_grace_seconds + 1)
+    capsys.readouterr()
+
+    result = stack.client.lambda_.invoke("sweep_overdue", scheduled_event(stack))
+
+    assert result.payload["callbacks_recovered"] == 1
+    [(_, body, headers)] = stack.session.posts
+    assert json.loads(body)["status"] == "submitted"
+    assert json.loads(body)["_links"]["workflow"]["dispatch_uuid"] == dispatch_uuid
+    assert headers["X-Dispatch-Sequence"] == "1"
+    [metrics] = emitted_metrics(capsys.readouterr().out)
+    assert metrics["CallbackDrainsRecovered"] == [1]

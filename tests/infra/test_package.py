@@ -16,7 +16,12 @@ from cfnlint.template.transforms._sam_globals import merge_globals
 from scripts import package as packaging
 
 STAGES = ("prod", "dev")
-FUNCTIONS = {"APIHandler": "api", "FailoverCheck": "failover-check", "SweepOverdue": "sweep"}
+FUNCTIONS = {
+    "APIHandler": "api",
+    "FailoverCheck": "failover-check",
+    "SweepOverdue": "sweep",
+    "DeliverCallbacks": "deliver-callbacks",
+}
 #: Every setting a Lambda reads from the stack rather than from config.json.
 WIRED = (
     "DISPATCH_TABLE",
@@ -25,6 +30,7 @@ WIRED = (
     "DISPATCH_SCHEDULE_GROUP",
     "DISPATCH_SCHEDULER_ROLE_ARN",
     "DISPATCH_CHECK_FUNCTION_ARN",
+    "DISPATCH_CALLBACK_QUEUE_URL",
 )
 
 
@@ -65,8 +71,8 @@ def test_the_template_holds_the_table_with_its_index_ttl_and_backups(packaged, s
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    (index,) = props["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "due"
+    # The sweeper's, the callback relay's and the dead list's.
+    assert [index["IndexName"] for index in props["GlobalSecondaryIndexes"]] == ["due", "relay", "dead"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -105,10 +111,69 @@ def test_every_function_is_named_logged_with_retention_and_wired_by_reference(pa
         for name in WIRED:
             # A reference CloudFormation resolves, never a name typed into config.json.
             assert isinstance(variables[name], dict), (logical_id, name)
+        # Every function may decide or retry a callback, so every one queues on SQS.
+        assert variables["DISPATCH_CALLBACK_DELIVERY"] == "sqs"
+        assert variables["DISPATCH_CALLBACK_QUEUE_URL"] == {"Ref": "CallbackQueue"}
     assert found["SweepOverdue"]["Properties"]["Events"]["SweepOverdueEvent"] == {
         "Type": "Schedule",
         "Properties": {"Schedule": "rate(1 minute)"},
     }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_callbacks_flow_through_the_stacks_queue_into_deliver_callbacks(packaged, stage):
+    found = resources(packaged[stage])
+    function = found["DeliverCallbacks"]["Properties"]
+    assert function["Handler"] == "app.deliver_callbacks"
+    # The relay's lease is 120 s and its posting budget 60 s: a drain ends within its timeout.
+    assert function["Timeout"] == 120
+    assert function["MemorySize"] == found["FailoverCheck"]["Properties"]["MemorySize"]
+    assert function["Events"]["DeliverCallbacksSqsEventSource"] == {
+        "Type": "SQS",
+        "Properties": {
+            # The stack's own queue, whole: not deep-merged into Chalice's name-based ARN.
+            "Queue": {"Fn::GetAtt": ["CallbackQueue", "Arn"]},
+            "BatchSize": 10,
+            "MaximumBatchingWindowInSeconds": 0,
+        },
+    }
+    queue = found["CallbackQueue"]["Properties"]
+    assert found["CallbackQueue"]["Type"] == "AWS::SQS::Queue"
+    assert queue["SqsManagedSseEnabled"] is True
+    # AWS's advice for an SQS-triggered function: at least six times its timeout, so a batch
+    # being retried by the poller is not handed to a second invocation meanwhile.
+    assert queue["VisibilityTimeout"] == 6 * function["Timeout"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["CallbackDeadLetters", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    dead_letters = found["CallbackDeadLetters"]["Properties"]
+    assert found["CallbackDeadLetters"]["Type"] == "AWS::SQS::Queue"
+    assert dead_letters["SqsManagedSseEnabled"] is True
+    assert dead_letters["MessageRetentionPeriod"] == 14 * 86_400
+    # Longer than the queue's own (default 4 days): a dead letter keeps its first enqueue time.
+    assert dead_letters["MessageRetentionPeriod"] > queue.get("MessageRetentionPeriod", 4 * 86_400)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_message_on_the_dead_letter_queue_raises_an_alarm(packaged, stage):
+    (alarm,) = of_type(resources(packaged[stage]), "AWS::CloudWatch::Alarm").values()
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert props["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["CallbackDeadLetters", "QueueName"]}}
+    ]
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert props["TreatMissingData"] == "notBreaching"  # an idle, empty queue reports nothing
+    assert "AlarmActions" not in props  # the operator subscribes what suits them
+    assert props["AlarmDescription"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_outputs_name_both_queues(packaged, stage):
+    outputs = json.loads(packaged[stage].read_text())["Outputs"]
+    assert outputs["CallbackQueueUrl"] == {"Value": {"Ref": "CallbackQueue"}}
+    assert outputs["CallbackDeadLetterQueueUrl"] == {"Value": {"Ref": "CallbackDeadLetters"}}
 
 
 def test_the_stage_picks_its_timer_backend(packaged):

@@ -1,6 +1,6 @@
 """The Lambda policies of the AWS stages are least-privilege, and every resource they name is one
-the merge template declares. (That they cover every call the code makes is checked in
-test_policy_coverage.py, by recording the calls of real flows.)"""
+the merge template declares. (That they cover every call the code makes, and nothing more, is
+checked in tests/e2e/test_aws_backends.py, by recording the calls of whole dispatches.)"""
 from __future__ import annotations
 
 import json
@@ -17,10 +17,16 @@ PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::StackName", "
 COMMON = {
     "dynamodb:GetItem",
     "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
     "dynamodb:Query",
     "secretsmanager:GetSecretValue",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
+    "sqs:SendMessage",
+    # The callback queue's event source mapping polls with the function's own role.
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
 }
 #: Each stage's whole grant: widening it must be a deliberate change here too.
 GRANTS = {
@@ -91,13 +97,44 @@ def test_pass_role_is_only_for_the_scheduler_role_and_only_to_the_scheduler():
     }
 
 
-def test_table_access_is_the_table_and_the_sweeper_index_only():
-    for stage in GRANTS:
-        for statement in policy(stage)["Statement"]:
-            if any(a.startswith("dynamodb:") for a in actions(statement)):
-                assert references(resources(statement)) == {"DispatchTable"}
-                if "dynamodb:Query" in actions(statement):
-                    assert resources(statement) == [{"Fn::Sub": "${DispatchTable.Arn}/index/due"}]
+#: What is queried: callback records by partition, and the sweeper's, the relay's and the dead
+#: list's indexes.
+QUERIED = [
+    {"Fn::GetAtt": ["DispatchTable", "Arn"]},
+    {"Fn::Sub": "${DispatchTable.Arn}/index/due"},
+    {"Fn::Sub": "${DispatchTable.Arn}/index/relay"},
+    {"Fn::Sub": "${DispatchTable.Arn}/index/dead"},
+]
+
+
+@pytest.mark.parametrize("stage", sorted(GRANTS))
+def test_table_access_is_the_table_and_its_indexes_only(stage):
+    for statement in policy(stage)["Statement"]:
+        if any(a.startswith("dynamodb:") for a in actions(statement)):
+            assert references(resources(statement)) == {"DispatchTable"}
+            if "dynamodb:Query" in actions(statement):
+                assert actions(statement) == ["dynamodb:Query"]
+                assert resources(statement) == QUERIED
+            else:  # item reads and writes: the table, never an index
+                assert resources(statement) == [{"Fn::GetAtt": ["DispatchTable", "Arn"]}]
+
+
+def test_every_index_the_policies_name_is_declared_on_the_table():
+    declared = {
+        index["IndexName"]
+        for index in TEMPLATE["Resources"]["DispatchTable"]["Properties"]["GlobalSecondaryIndexes"]
+    }
+    named = {r["Fn::Sub"].rsplit("/index/", 1)[1] for r in QUERIED if "Fn::Sub" in r}
+    assert named <= declared, named - declared
+
+
+@pytest.mark.parametrize("stage", sorted(GRANTS))
+def test_queue_access_is_the_callback_queue_only(stage):
+    sqs = [s for s in policy(stage)["Statement"] if any(a.startswith("sqs:") for a in actions(s))]
+    assert {a for s in sqs for a in actions(s)} == {a for a in GRANTS[stage] if a.startswith("sqs:")}
+    for statement in sqs:
+        # Never the dead-letter queue: only SQS itself moves messages there.
+        assert resources(statement) == [{"Fn::GetAtt": ["CallbackQueue", "Arn"]}], statement["Sid"]
 
 
 @pytest.mark.parametrize("stage", sorted(GRANTS))

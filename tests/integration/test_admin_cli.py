@@ -243,7 +243,14 @@ def test_sweep_redrives_a_dispatch_stranded_beyond_the_scheduled_look_back(
     status, output, _ = run(capsys, "sweep")
 
     assert status == 0
-    assert output == {"lookback_minutes": 24 * 60, "found": 1, "redriven": 1, "failed": 0, "lost": 1}
+    assert output == {
+        "lookback_minutes": 24 * 60,
+        "found": 1,
+        "redriven": 1,
+        "failed": 0,
+        "lost": 1,
+        "callbacks_recovered": 0,
+    }
     assert dispatches.get(dispatch_uuid).current == 1
     assert [(u, step) for u, step, _ in timer.scheduled] == [(dispatch_uuid, 1), (dispatch_uuid, 1)]
     assert run(capsys, "sweep")[1]["found"] == 0

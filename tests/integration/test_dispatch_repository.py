@@ -5,6 +5,7 @@ Both must agree, since service tests use the fake in place of the table.
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from chalicelib.adapters.dispatch_codec import decode, dispatch_key
 from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository, message_key
+from chalicelib.domain.callbacks import CallbackKind, OutboxEntry
 from chalicelib.domain.errors import ConcurrentUpdate, DispatchExists
 from chalicelib.domain.model import (
     Channel,
@@ -455,3 +457,208 @@ class TestRecipientContract:
         added = repo.add(new_dispatch())
         repo.save(sent(added), [ref(added)])
         assert repo.find_message("whatsapp", "wamid.1") == ref(added)
+
+
+# --- the callbacks outbox: prune_outbox() and unrelayed() -------------------------------------
+
+
+def entry(seq: int, decided_at: datetime | None = None) -> OutboxEntry:
+    return OutboxEntry(
+        seq=seq,
+        event_id=f"evt-{seq}",
+        kind=CallbackKind.FINAL_REPORT if seq % 2 else CallbackKind.MESSAGE_STATUS,
+        decided_at=decided_at or T0 + timedelta(seconds=seq),
+        body=json.dumps({"seq": seq, "text": "héllo"}),
+    )
+
+
+def with_outbox(dispatch: Dispatch, *entries: OutboxEntry) -> Dispatch:
+    return dataclasses.replace(dispatch, outbox=tuple(entries), callbacks=max((e.seq for e in entries), default=0))
+
+
+class TestOutboxContract:
+    def test_the_outbox_round_trips_through_add_save_and_get(self, repo):
+        added = repo.add(with_outbox(new_dispatch(), entry(2), entry(10)))
+        assert repo.get(added.dispatch_uuid) == added
+
+        saved = repo.save(with_outbox(sent(added), entry(2), entry(10), entry(100)))
+
+        assert repo.get(added.dispatch_uuid) == saved
+        assert [e.seq for e in saved.outbox] == [2, 10, 100]
+
+    def test_prune_removes_exactly_the_given_seqs_and_keeps_the_version(self, repo):
+        added = repo.add(with_outbox(new_dispatch(), entry(1), entry(2), entry(3)))
+
+        repo.prune_outbox(added, [1, 3])
+
+        assert repo.get(added.dispatch_uuid) == dataclasses.replace(added, outbox=(entry(2),))
+        repo.prune_outbox(added, [2])
+        assert repo.get(added.dispatch_uuid) == dataclasses.replace(added, outbox=())
+        # Still version 1: a save of what was read goes through.
+        assert repo.save(sent(repo.get(added.dispatch_uuid))).version == 2
+
+    def test_pruning_everything_leaves_an_empty_outbox(self, repo):
+        added = repo.add(with_outbox(new_dispatch(), entry(1), entry(2)))
+
+        repo.prune_outbox(added, [1, 2])
+
+        assert repo.get(added.dispatch_uuid) == dataclasses.replace(added, outbox=())
+
+    def test_prune_after_a_concurrent_save_keeps_what_that_save_added(self, repo):
+        read = repo.add(with_outbox(new_dispatch(), entry(1), entry(2)))
+        # Another writer saves in between: it keeps the entries it read and adds one.
+        other = repo.save(with_outbox(sent(read), entry(1), entry(2), entry(3)))
+
+        repo.prune_outbox(read, [1, 2])
+
+        assert repo.get(read.dispatch_uuid) == dataclasses.replace(other, outbox=(entry(3),))
+
+    def test_prune_after_a_concurrent_save_that_added_nothing_empties_the_outbox(self, repo):
+        read = repo.add(with_outbox(new_dispatch(), entry(1)))
+        other = repo.save(with_outbox(sent(read), entry(1)))
+
+        repo.prune_outbox(read, [1])
+
+        assert repo.get(read.dispatch_uuid) == dataclasses.replace(other, outbox=())
+        assert repo.unrelayed(T0 + timedelta(hours=1), T0 - timedelta(hours=1)) == []
+
+    def test_prune_of_nothing_or_of_an_unknown_dispatch_changes_nothing(self, repo):
+        added = repo.add(with_outbox(new_dispatch(), entry(1)))
+
+        repo.prune_outbox(added, [])
+        repo.prune_outbox(with_outbox(new_dispatch(uuid_n(9)), entry(1)), [1])
+
+        assert repo.get(added.dispatch_uuid) == added
+        assert repo.get(uuid_n(9)) is None
+
+    def test_unrelayed_lists_a_dispatch_with_an_old_entry_until_it_is_pruned(self, repo):
+        window = (T0 + timedelta(minutes=5), T0)
+        added = repo.add(with_outbox(new_dispatch(uuid_n(1)), entry(30)))
+        repo.add(new_dispatch(uuid_n(2)))  # nothing in its outbox
+        repo.add(with_outbox(new_dispatch(uuid_n(3)), entry(1, T0 + timedelta(minutes=6))))  # too new
+        repo.add(with_outbox(new_dispatch(uuid_n(4)), entry(1, T0 - timedelta(microseconds=1))))
+        assert repo.unrelayed(*window) == [uuid_n(1)]
+
+        repo.prune_outbox(added, [30])
+
+        assert repo.unrelayed(*window) == []
+
+    def test_unrelayed_goes_by_the_oldest_entry_oldest_first(self, repo):
+        since, cutoff = T0, T0 + timedelta(minutes=5)
+        repo.add(with_outbox(new_dispatch(uuid_n(1)), entry(1, T0 + timedelta(minutes=3)), entry(2, T0 + timedelta(minutes=9))))
+        repo.add(with_outbox(new_dispatch(uuid_n(2)), entry(1, since)))
+        repo.add(with_outbox(new_dispatch(uuid_n(3)), entry(5, cutoff)))
+        repo.add(with_outbox(new_dispatch(uuid_n(4)), entry(7, cutoff + timedelta(microseconds=1))))
+
+        assert repo.unrelayed(cutoff, since) == [uuid_n(2), uuid_n(1), uuid_n(3)]
+
+    def test_after_a_partial_prune_unrelayed_goes_by_the_oldest_entry_left(self, repo):
+        added = repo.add(with_outbox(new_dispatch(), entry(1, T0), entry(2, T0 + timedelta(minutes=10))))
+        early = (T0 + timedelta(minutes=1), T0 - timedelta(minutes=1))
+        late = (T0 + timedelta(minutes=11), T0 + timedelta(minutes=9))
+        assert (repo.unrelayed(*early), repo.unrelayed(*late)) == ([added.dispatch_uuid], [])
+
+        repo.prune_outbox(added, [1])
+
+        assert (repo.unrelayed(*early), repo.unrelayed(*late)) == ([], [added.dispatch_uuid])
+
+    def test_after_a_prune_that_lost_a_race_unrelayed_goes_by_what_is_left(self, repo):
+        read = repo.add(with_outbox(new_dispatch(), entry(1, T0)))
+        repo.save(with_outbox(sent(read), entry(1, T0), entry(2, T0 + timedelta(minutes=10))))
+
+        repo.prune_outbox(read, [1])
+
+        assert repo.unrelayed(T0 + timedelta(minutes=1), T0 - timedelta(minutes=1)) == []
+        assert repo.unrelayed(T0 + timedelta(minutes=11), T0) == [read.dispatch_uuid]
+
+    def test_a_reversed_window_lists_nothing(self, repo):
+        repo.add(with_outbox(new_dispatch(), entry(1, T0)))
+
+        assert repo.unrelayed(T0 - timedelta(seconds=1), T0) == []
+
+
+def test_an_outbox_puts_the_dispatch_in_the_relay_index_at_its_oldest_entry(dynamo, ddb_client, table_name):
+    added = dynamo.add(with_outbox(new_dispatch(), entry(1, T0 + timedelta(minutes=2)), entry(2, T0)))
+    item = _raw(ddb_client, table_name, dispatch_key(added.dispatch_uuid))
+    assert item["relay_minute"] == {"S": "outbox#2025-03-01T12:00"}
+    assert item["relay_at"] == {"S": "2025-03-01T12:00:00.123456Z"}
+    assert set(item["outbox"]["M"]) == {"1", "2"}
+    assert decode(item) == added
+
+    dynamo.save(with_outbox(added))
+
+    item = _raw(ddb_client, table_name, dispatch_key(added.dispatch_uuid))
+    assert not {"outbox", "relay_minute", "relay_at"} & item.keys()
+
+
+def test_a_full_prune_removes_the_outbox_and_its_index_keys(dynamo, ddb_client, table_name):
+    added = dynamo.add(with_outbox(new_dispatch(), entry(1), entry(2)))
+
+    dynamo.prune_outbox(added, [1, 2])
+
+    item = _raw(ddb_client, table_name, dispatch_key(added.dispatch_uuid))
+    assert not {"outbox", "relay_minute", "relay_at"} & item.keys()
+    assert item["version"] == {"N": "1"}
+
+
+def test_a_prune_that_lost_a_race_and_emptied_the_outbox_removes_it_and_its_keys(dynamo, ddb_client, table_name):
+    read = dynamo.add(with_outbox(new_dispatch(), entry(1)))
+    dynamo.save(with_outbox(sent(read), entry(1)))
+
+    dynamo.prune_outbox(read, [1])
+
+    item = _raw(ddb_client, table_name, dispatch_key(read.dispatch_uuid))
+    assert not {"outbox", "relay_minute", "relay_at"} & item.keys()
+    assert item["version"] == {"N": "2"}
+
+
+def test_prune_and_unrelayed_make_the_calls_the_docstring_counts(dynamo, ddb_client):
+    calls: Counter[str] = Counter()
+
+    def count(event_name, **kwargs):
+        calls[event_name.rsplit(".", 1)[-1]] += 1
+
+    ddb_client.meta.events.register("before-call.dynamodb.*", count)
+
+    def calls_of(operation) -> Counter[str]:
+        calls.clear()
+        operation()
+        return +calls
+
+    read = dynamo.add(with_outbox(new_dispatch(uuid_n(1)), entry(1), entry(2), entry(3)))
+    assert calls_of(lambda: dynamo.prune_outbox(read, [])) == {}
+    assert calls_of(lambda: dynamo.prune_outbox(read, [1])) == {"UpdateItem": 1}
+    assert calls_of(lambda: dynamo.prune_outbox(read, [2, 3])) == {"UpdateItem": 1}
+
+    # A save came in between, adding an entry older than the index keys say: 2 + 1 fix.
+    read = dynamo.add(with_outbox(new_dispatch(uuid_n(2)), entry(1), entry(3)))
+    dynamo.save(with_outbox(sent(read), entry(1), entry(2), entry(3)))
+    assert calls_of(lambda: dynamo.prune_outbox(read, [1])) == {"UpdateItem": 3}
+    assert dynamo.get(uuid_n(2)).outbox == (entry(2), entry(3))
+    assert dynamo.unrelayed(T0 + timedelta(seconds=2), T0 + timedelta(seconds=2)) == [uuid_n(2)]
+
+    # A save came in between and the keys stay right: 2.
+    read = dynamo.add(with_outbox(new_dispatch(uuid_n(3)), entry(1), entry(2)))
+    dynamo.save(with_outbox(sent(read), entry(1), entry(2), entry(3)))
+    assert calls_of(lambda: dynamo.prune_outbox(read, [2])) == {"UpdateItem": 2}
+
+    # A save came in between and left no outbox at all: 2.
+    read = dynamo.add(with_outbox(new_dispatch(uuid_n(4)), entry(1)))
+    dynamo.save(with_outbox(sent(read)))
+    assert calls_of(lambda: dynamo.prune_outbox(read, [1])) == {"UpdateItem": 2}
+    assert dynamo.get(uuid_n(4)).outbox == ()
+
+    queries = _count_queries(ddb_client)
+    assert calls_of(lambda: dynamo.unrelayed(T0 + timedelta(minutes=59), T0)) == {"Query": 60}
+    assert [q["ExpressionAttributeValues"][":m"]["S"] for q in queries] == [
+        f"outbox#2025-03-01T12:{m:02d}" for m in range(60)
+    ]
+    assert {q["IndexName"] for q in queries} == {"relay"}
+
+
+def test_unrelayed_follows_every_page_of_a_busy_minute(ddb_client, table_name):
+    repo = DynamoDispatchRepository(ddb_client, table_name, query_page_size=2)
+    for n in range(5):
+        repo.add(with_outbox(new_dispatch(uuid_n(n)), entry(1, T0 + timedelta(seconds=n))))
+
+    assert repo.unrelayed(T0 + timedelta(minutes=1), T0) == [uuid_n(n) for n in range(5)]

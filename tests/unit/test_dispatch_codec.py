@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.adapters import dispatch_codec
+from chalicelib.domain.callbacks import CallbackKind, OutboxEntry
 from chalicelib.domain.model import (
     Channel,
     Condition,
@@ -89,6 +90,18 @@ _steps = st.builds(
     error_reason=_optional(_texts),
     usage=_optional(st.builds(Usage, price=_texts, currency=_texts)),
 )
+_outbox_entries = st.builds(
+    OutboxEntry,
+    seq=st.integers(min_value=1, max_value=10**6),
+    event_id=_texts,
+    kind=st.sampled_from(CallbackKind),
+    decided_at=aware_times,
+    body=st.text(max_size=40),
+)
+#: Distinct seqs, by seq: the order the service keeps its outbox in.
+outboxes = st.lists(_outbox_entries, max_size=4, unique_by=lambda e: e.seq).map(
+    lambda entries: tuple(sorted(entries, key=lambda e: e.seq))
+)
 dispatches = st.builds(
     Dispatch,
     dispatch_uuid=st.uuids().map(str),
@@ -104,6 +117,7 @@ dispatches = st.builds(
     ended_at=_optional(aware_times),
     version=_small,
     callbacks=_small,
+    outbox=outboxes,
 ).map(lambda d: dataclasses.replace(d, current=d.current % len(d.steps)))  # a real step
 
 
@@ -219,3 +233,65 @@ def test_envelope_and_unknown_attributes_are_ignored() -> None:
     item["added_later"] = {"S": "x"}
 
     assert dispatch_codec.decode(item) == _dispatch()
+
+
+# --- the outbox -------------------------------------------------------------------------------
+
+
+def _entry(seq: int, kind: CallbackKind = CallbackKind.MESSAGE_STATUS, **changes) -> OutboxEntry:
+    fields = {
+        "seq": seq,
+        "event_id": f"evt-{seq}",
+        "kind": kind,
+        "decided_at": T0 + timedelta(seconds=seq),
+        "body": f'{{"seq": {seq}}}',
+    }
+    return OutboxEntry(**{**fields, **changes})
+
+
+def test_the_outbox_is_a_map_keyed_by_seq() -> None:
+    paris = timezone(timedelta(hours=1))
+    entry = _entry(7, CallbackKind.FINAL_REPORT, decided_at=T0.astimezone(paris), body="")
+
+    item = dispatch_codec.encode(_dispatch(outbox=(entry,)))
+
+    assert item["outbox"] == {
+        "M": {
+            "7": {
+                "M": {
+                    "event_id": {"S": "evt-7"},
+                    "kind": {"S": "final_report"},
+                    "decided_at": {"S": "2025-03-01T12:00:00.000001Z"},
+                    "body": {"S": ""},
+                }
+            }
+        }
+    }
+
+
+def test_an_empty_outbox_is_left_out() -> None:
+    assert "outbox" not in dispatch_codec.encode(_dispatch())
+    assert dispatch_codec.decode(dispatch_codec.encode(_dispatch())).outbox == ()
+
+
+def test_the_outbox_decodes_by_seq_not_as_strings_sort() -> None:
+    entries = (_entry(2), _entry(10), _entry(100, CallbackKind.INBOUND))
+    item = dispatch_codec.encode(_dispatch(outbox=entries))
+    # Map order in an item means nothing: store them in string order, the worst case.
+    item["outbox"]["M"] = dict(sorted(item["outbox"]["M"].items()))
+
+    assert dispatch_codec.decode(item).outbox == entries
+
+
+def test_repeated_outbox_seqs_are_refused() -> None:
+    with pytest.raises(ValueError, match="distinct seqs"):
+        dispatch_codec.encode(_dispatch(outbox=(_entry(1), _entry(1, body="other"))))
+
+
+def test_the_relay_index_attributes_are_envelope() -> None:
+    dispatch = _dispatch(outbox=(_entry(1),))
+    item = dispatch_codec.encode(dispatch)
+    item["relay_minute"] = {"S": "outbox#2025-03-01T12:00"}
+    item["relay_at"] = {"S": "2025-03-01T12:00:01.000001Z"}
+
+    assert dispatch_codec.decode(item) == dispatch

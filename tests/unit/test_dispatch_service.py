@@ -192,7 +192,7 @@ def test_another_applications_dispatch_is_not_found(h):
 def test_callbacks_go_out_after_the_next_message_is_sent(h):
     order = []
     h.provider.send = _recording(h.provider.send, order, "send")
-    h.callbacks.deliver = _recording(h.callbacks.deliver, order, "callback")
+    h.callbacks.attempt = _recording(h.callbacks.attempt, order, "callback")
     uuid = h.service.create(h.app, messenger_then_sms())
     order.clear()
     h.status(uuid, 0, StatusEvent(S.REJECTED))

@@ -49,16 +49,46 @@ def test_create_table_matches_the_cloudformation_table():
 
 def test_the_sweeper_index_is_keyed_by_due_minute_and_due_at_and_carries_what_a_sweep_needs():
     # The repository's queries depend on exactly this shape, whatever the template says.
-    client = RecordingClient()
-    create_table(client, "t")
-
-    (index,) = client.calls["create_table"]["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "due"
-    assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
-        ("due_minute", "HASH"),
-        ("due_at", "RANGE"),
-    ]
+    index = _indexes()["due"]
+    assert _keys(index) == [("due_minute", "HASH"), ("due_at", "RANGE")]
     assert index["Projection"] == {
         "ProjectionType": "INCLUDE",
         "NonKeyAttributes": ["current", "due_backstop"],
     }
+
+
+def test_the_relay_index_is_keyed_by_relay_minute_and_relay_at_and_holds_only_keys():
+    # The sweeper needs only the dispatch id, which the table's pk carries.
+    index = _indexes()["relay"]
+    assert _keys(index) == [("relay_minute", "HASH"), ("relay_at", "RANGE")]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def test_the_dead_index_is_keyed_by_application_and_dead_at_and_holds_whole_records():
+    # A page of dead callbacks is answered from the index alone.
+    index = _indexes()["dead"]
+    assert _keys(index) == [("dead_app", "HASH"), ("dead_at", "RANGE")]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_every_index_key_is_a_declared_string_attribute():
+    client = RecordingClient()
+    create_table(client, "t")
+    created = client.calls["create_table"]
+
+    declared = {d["AttributeName"]: d["AttributeType"] for d in created["AttributeDefinitions"]}
+    used = {"pk", "sk"} | {
+        k["AttributeName"] for index in created["GlobalSecondaryIndexes"] for k in index["KeySchema"]
+    }
+    assert declared == dict.fromkeys(used, "S")
+    assert sorted(_indexes()) == ["dead", "due", "relay"]
+
+
+def _indexes() -> dict[str, dict[str, Any]]:
+    client = RecordingClient()
+    create_table(client, "t")
+    return {i["IndexName"]: i for i in client.calls["create_table"]["GlobalSecondaryIndexes"]}
+
+
+def _keys(index: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]]

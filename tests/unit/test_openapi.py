@@ -11,7 +11,7 @@ import pytest
 from openapi_spec_validator import validate
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.api import schemas, views
+from chalicelib.api import callback_routes, callback_views, schemas, views
 from chalicelib.api.body import MAX_BODY_BYTES
 from scripts.gen_openapi import DOCUMENT, generate_schemas, regenerate, render
 from tests.unit.test_validation import (
@@ -93,10 +93,14 @@ def test_document_has_every_route_and_both_callbacks() -> None:
         ("/v0.1/dispatch", "post"),
         ("/beta/workflows", "post"),
         ("/v0.1/dispatch/{dispatch_uuid}", "get"),
+        ("/v0.1/dispatch/{dispatch_uuid}/callbacks", "get"),
+        ("/v0.1/dispatch/{dispatch_uuid}/callbacks/replay", "post"),
+        ("/v0.1/callbacks", "get"),
         ("/v0.1/openapi.json", "get"),
         ("/sandbox/messages/{message_uuid}/status", "post"),
         ("/sandbox/callbacks", "post"),
         ("/sandbox/callbacks", "get"),
+        ("/sandbox/callbacks/outage", "post"),
     }
     webhooks = {
         name: hook["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -126,6 +130,26 @@ def test_limits_are_documented_as_enforced() -> None:
     create = DOC["paths"]["/v0.1/dispatch"]["post"]
     assert "256 KiB" in create["description"] and "10 workflow items" in create["description"]
     assert "256 KiB" in DOC["components"]["responses"]["PayloadTooLarge"]["description"]
+
+
+def test_callback_list_limits_are_documented_as_enforced() -> None:
+    parameters = DOC["components"]["parameters"]
+    assert parameters["CallbackState"]["schema"]["enum"] == list(callback_routes.LISTED_STATES)
+    assert parameters["Limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": callback_routes.MAX_LIMIT,
+        "default": callback_routes.DEFAULT_LIMIT,
+    }
+    assert parameters["Cursor"]["schema"]["maxLength"] == callback_routes.MAX_CURSOR_LENGTH
+    listed = DOC["paths"]["/v0.1/callbacks"]["get"]
+    assert [p["$ref"].rsplit("/", 1)[1] for p in listed["parameters"]] == ["CallbackState", "Limit", "Cursor"]
+    assert {"200", "400", "401", "500"} == set(listed["responses"])
+    for path, method in (
+        ("/v0.1/dispatch/{dispatch_uuid}/callbacks", "get"),
+        ("/v0.1/dispatch/{dispatch_uuid}/callbacks/replay", "post"),
+    ):
+        assert {"401", "404", "500"} < set(DOC["paths"][path][method]["responses"])
 
 
 def test_create_responses_are_documented() -> None:
@@ -197,6 +221,7 @@ def test_the_document_examples_are_valid_requests() -> None:
 
 
 BAD_REQUEST = DOC["components"]["responses"]["BadRequest"]
+INVALID_LIST_QUERY = DOC["components"]["responses"]["InvalidListQuery"]
 USAGE = {"price": "0.0333", "currency": "EUR"}
 SMS_ADDRESS = {"type": "sms", "number": "447700900000"}
 MESSAGE_VIEW = {
@@ -253,15 +278,48 @@ FINAL_REPORT = {
     },
 }
 
+ATTEMPT = {"at": NOW, "http_status": 410, "error": None, "duration_ms": 12}
+CALLBACK_VIEW = {
+    "seq": 1,
+    "event_id": "e-1",
+    "type": "message_status",
+    "state": "dead",
+    "decided_at": NOW,
+    "next_attempt_at": None,
+    "dead_at": NOW,
+    "dead_reason": "410",
+    "replays": 0,
+    "attempts": [ATTEMPT, {**ATTEMPT, "http_status": None, "error": "timeout", "duration_ms": None}],
+    "payload": MESSAGE_STATUS,
+}
+DISPATCH_CALLBACKS = {
+    "dispatch_uuid": "d-1",
+    "callbacks": [CALLBACK_VIEW, {**CALLBACK_VIEW, "seq": 2, "state": "pending", "attempts": [],
+                                  "dead_at": None, "dead_reason": None, "payload": FINAL_REPORT}],
+}
+CALLBACK_LIST = {
+    "callbacks": [{**CALLBACK_VIEW, "dispatch_uuid": "d-1"}],
+    "_links": {
+        "self": {"href": "/v0.1/callbacks?state=dead&limit=1"},
+        "next": {"href": "/v0.1/callbacks?state=dead&limit=1&cursor=eyJ9"},
+    },
+}
+LAST_PAGE = {"callbacks": [], "_links": {"self": {"href": "/v0.1/callbacks?state=dead&limit=50"}}}
+
 
 @pytest.mark.parametrize(
     "model, instance",
     [
+        (callback_views.DispatchCallbacks, DISPATCH_CALLBACKS),
+        (callback_views.CallbackList, CALLBACK_LIST),
+        (callback_views.CallbackList, LAST_PAGE),
+        (callback_views.ReplayAccepted, {"dispatch_uuid": "d-1", "replaying": 3}),
         (views.DispatchView, DISPATCH_VIEW),
         (views.MessageStatusCallback, MESSAGE_STATUS),
         (views.FinalReportCallback, FINAL_REPORT),
         (views.FinalReportCallback, {**FINAL_REPORT, "usage": USAGE}),
         (views.Problem, BAD_REQUEST["content"]["application/problem+json"]["example"]),
+        (views.Problem, INVALID_LIST_QUERY["content"]["application/problem+json"]["example"]),
         (views.ReceivedCallback, {"received_at": NOW, "signature_valid": False, "body": "x"}),
     ],
 )
@@ -283,6 +341,14 @@ def test_response_shapes_validate_with_both_the_models_and_the_document(
         (views.MessageStatusCallback, {**MESSAGE_STATUS, "error": None}),
         (views.FinalReportCallback, {**FINAL_REPORT, "status": "in_progress"}),
         (views.FinalReportCallback, {**FINAL_REPORT, "usage": None}),
+        (callback_views.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "state": "failed"}]}),
+        (callback_views.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "type": "status"}]}),
+        (callback_views.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "payload": "{}"}]}),
+        (callback_views.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "dispatch_uuid": "d-1"}]}),
+        (callback_views.CallbackList, {**CALLBACK_LIST, "callbacks": [CALLBACK_VIEW]}),
+        (callback_views.CallbackList, {**LAST_PAGE, "_links": {"self": {"href": "/v0.1/dispatch/d-1"}}}),
+        (callback_views.CallbackList, {**LAST_PAGE, "_links": {"self": LAST_PAGE["_links"]["self"], "next": None}}),
+        (callback_views.ReplayAccepted, {"dispatch_uuid": "d-1", "replaying": -1}),
     ],
 )
 def test_response_drift_is_refused_by_both(

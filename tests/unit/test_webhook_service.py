@@ -64,7 +64,7 @@ def h() -> Harness:
 
 @pytest.fixture
 def service(h: Harness) -> WebhookService:
-    return WebhookService(h.service, h.repo, h.apps, h.callbacks)
+    return WebhookService(h.service, h.repo, h.apps)
 
 
 REQUEST = WebhookRequest(headers={}, body=b"{}")
