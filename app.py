@@ -41,4 +41,8 @@ CALLBACK_QUEUE = "dispatch-callbacks"
 @app.on_sqs_message(queue=CALLBACK_QUEUE, batch_size=10, name="deliver_callbacks")
 def deliver_callbacks(event: SQSEvent) -> dict[str, Any]:
     """Delivers the callbacks of the dispatches the queue's messages name."""
-    return run_deliveries(record.body for record in event)
+    context = getattr(event, "context", None)
+    return run_deliveries(
+        (record.body for record in event),
+        getattr(context, "get_remaining_time_in_millis", None),
+    )

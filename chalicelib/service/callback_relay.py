@@ -85,8 +85,11 @@ class CallbackRelay:
         self._lease = timedelta(seconds=lease_seconds)
         self._budget = timedelta(seconds=budget_seconds)
 
-    def drain(self, dispatch_uuid: str) -> DrainResult:
-        """Post every callback of the dispatch that is due, in order; queue the next drain."""
+    def drain(self, dispatch_uuid: str, budget_seconds: float | None = None) -> DrainResult:
+        """Post every callback of the dispatch that is due, in order; queue the next drain.
+
+        No attempt starts once `budget_seconds` (at most the relay's own budget) have passed;
+        what is left is queued for a drain at once."""
         now = self._clock.now()
         owner = self._new_owner()
         stream = self._store.claim(dispatch_uuid, owner, now, now + self._lease)
@@ -101,7 +104,10 @@ class CallbackRelay:
             if dispatch is None:
                 logger.warning("callbacks of an unknown dispatch", extra={"dispatch_uuid": dispatch_uuid})
                 return result
-            result = self._drain(dispatch, stream.replay_at, now)
+            budget = self._budget
+            if budget_seconds is not None:
+                budget = min(budget, timedelta(seconds=max(0.0, budget_seconds)))
+            result = self._drain(dispatch, stream.replay_at, now, now + budget)
             if dispatch.outbox:
                 self._repo.prune_outbox(dispatch, [entry.seq for entry in dispatch.outbox])
         finally:
@@ -112,7 +118,9 @@ class CallbackRelay:
             self._queue.nudge(dispatch_uuid, result.next_at)
         return result
 
-    def _drain(self, dispatch: Dispatch, replay_at: datetime | None, now: datetime) -> DrainResult:
+    def _drain(
+        self, dispatch: Dispatch, replay_at: datetime | None, now: datetime, stop_at: datetime
+    ) -> DrainResult:
         records = {r.seq: r for r in self._store.records(dispatch.dispatch_uuid)}
         unsaved: set[int] = set()
         if replay_at is not None:
@@ -126,7 +134,6 @@ class CallbackRelay:
                 )
                 unsaved.add(entry.seq)
         application = self._apps.get(dispatch.application_id)
-        stop_at = now + self._budget
         held: dict[str, datetime] = {}  # destination -> when its held-back callbacks may go
         delivered = failed = dead = 0
         for seq in sorted(records):

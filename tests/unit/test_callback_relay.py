@@ -297,3 +297,15 @@ def test_a_drain_stops_starting_attempts_after_its_budget_and_the_next_one_carri
 class _Holding:
     def nudge(self, dispatch_uuid, at=None):
         pass
+
+
+def test_a_drain_given_less_time_than_its_budget_keeps_to_it():
+    h = Harness()
+    slow = SlowReceiver(h.clock)
+    relay = CallbackRelay(h.repo, h.store, slow, h.apps, h.queue, h.clock, budget_seconds=60)
+    h.service._callbacks = _Holding()
+    uuid = h.service.create(h.app, whatsapp_then_sms())
+    h.status(uuid, 0, StatusEvent(S.READ))  # three callbacks saved, none drained yet
+    result = relay.drain(uuid, budget_seconds=20)
+    assert result.delivered == 1 and [c.seq for c in slow.ids] == [1]
+    assert result.next_at == T0 + timedelta(seconds=30)  # the rest: as soon as it can
