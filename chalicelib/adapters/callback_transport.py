@@ -52,7 +52,7 @@ class HttpCallbackTransport:
             return self._post(application, url, record)
         except Exception:  # the port promises an outcome, never an exception
             # Without the traceback: exception text could quote the body or the token.
-            logger.error("callback attempt failed unexpectedly", extra=_log_fields(record))
+            logger.error("callback attempt failed unexpectedly", extra=record.ids)
             return AttemptResult(error="internal")
 
     def _post(self, application: Application, url: str, record: CallbackRecord) -> AttemptResult:
@@ -60,7 +60,7 @@ class HttpCallbackTransport:
             secret = self._secrets.get(application.signature_secret_ref)
         except Exception:
             # Never send unsigned: receivers are told to reject those anyway.
-            logger.error("callback not sent, signature secret unavailable", extra=_log_fields(record))
+            logger.error("callback not sent, signature secret unavailable", extra=record.ids)
             return AttemptResult(error="signature_secret_unavailable")
         body = record.body.encode("utf-8")
         claims = {"event_id": record.event_id, "seq": record.seq}
@@ -122,12 +122,3 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - now).total_seconds())
 
-
-def _log_fields(record: CallbackRecord) -> dict[str, object]:
-    """What a failure may be logged with: identifiers, never the body or the token."""
-    return {
-        "application_id": record.application_id,
-        "dispatch_uuid": record.dispatch_uuid,
-        "seq": record.seq,
-        "event_id": record.event_id,
-    }

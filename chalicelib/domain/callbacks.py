@@ -153,6 +153,16 @@ class CallbackRecord:
         )
 
     @property
+    def ids(self) -> dict[str, object]:
+        """What the record may be logged with: identifiers, never the body (message text)."""
+        return {
+            "application_id": self.application_id,
+            "dispatch_uuid": self.dispatch_uuid,
+            "seq": self.seq,
+            "event_id": self.event_id,
+        }
+
+    @property
     def window_start(self) -> datetime:
         return self.window_from or self.decided_at
 

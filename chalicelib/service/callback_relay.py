@@ -160,7 +160,7 @@ class CallbackRelay:
                 delivered += 1
             elif record.state is DeliveryState.DEAD:
                 dead += 1
-                logger.warning("callback dead", extra=_log_fields(record))
+                logger.warning("callback dead", extra={**record.ids, "reason": record.dead_reason})
             else:
                 failed += 1
                 held[target] = record.next_at or current
@@ -173,14 +173,4 @@ class CallbackRelay:
         if application is None:
             return AttemptResult(error="unknown_application")
         return self._transport.attempt(application, record)
-
-
-def _log_fields(record: CallbackRecord) -> dict[str, object]:
-    return {
-        "dispatch_uuid": record.dispatch_uuid,
-        "application_id": record.application_id,
-        "seq": record.seq,
-        "event_id": record.event_id,
-        "reason": record.dead_reason,
-    }
 
