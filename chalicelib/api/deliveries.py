@@ -30,6 +30,9 @@ class DrainMessage(BaseModel):
 
 #: Time kept back from the function's timeout: one attempt's timeouts plus the writes after it.
 RESERVE_SECONDS = 15.0
+#: The first drain of a batch gets at least this long, however little time is left: every batch
+#: makes progress, even under a timeout shorter than the reserve.
+MIN_BUDGET_SECONDS = 5.0
 
 
 def run_deliveries(
@@ -58,12 +61,14 @@ def run_deliveries(
         budget = None
         if remaining_ms is not None:
             spare = remaining_ms() / 1000 - RESERVE_SECONDS
-            if spare <= 0:
+            if spare <= 0 and position > 0:
                 for later in pending[position:]:
                     services.callback_queue.nudge(later)
                 counts["deferred"] += len(pending) - position
                 break
-            budget = spare / (len(pending) - position)
+            budget = max(spare, 0.0) / (len(pending) - position)
+            if position == 0:
+                budget = max(budget, MIN_BUDGET_SECONDS)
         try:
             result = relay.drain(dispatch_uuid, budget_seconds=budget)
         except Exception:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.api.deliveries import RESERVE_SECONDS, run_deliveries
+from chalicelib.api.deliveries import MIN_BUDGET_SECONDS, RESERVE_SECONDS, run_deliveries
 from chalicelib.service.callback_relay import DrainResult
 
 
@@ -74,3 +74,9 @@ def test_what_cannot_start_in_time_is_queued_again(services):
     assert [d for d, _ in services.callbacks.drains] == ["a"]
     assert services.callback_queue.nudged == ["b", "c"]
     assert counts["deferred"] == 2
+
+
+def test_the_first_drain_always_runs_so_a_short_timeout_still_makes_progress(services):
+    counts = run_deliveries([body("a"), body("b")], lambda: 3_000)  # a 3 s function timeout
+    assert services.callbacks.drains == [("a", MIN_BUDGET_SECONDS)]
+    assert services.callback_queue.nudged == ["b"] and counts["deferred"] == 1
