@@ -97,23 +97,24 @@ class CallbackRelay:
             retry_at = now + timedelta(seconds=BUSY_RETRY_SECONDS)
             self._queue.nudge(dispatch_uuid, retry_at)
             return DrainResult(next_at=retry_at, busy=True)
+        # Read under the lease, so entries a drain that just let go took in are pruned. If
+        # anything below raises, the lease is not given back: it runs out, and the claim's mark
+        # (due at the lease's end) has the sweeper send a drain then. Releasing it here would
+        # erase that mark and could strand callbacks already taken in.
+        dispatch = self._repo.get(dispatch_uuid)
         result = DrainResult()
-        try:
-            # Read under the lease, so entries a drain that just let go took in are pruned.
-            dispatch = self._repo.get(dispatch_uuid)
-            if dispatch is None:
-                logger.warning("callbacks of an unknown dispatch", extra={"dispatch_uuid": dispatch_uuid})
-                return result
+        if dispatch is None:
+            logger.warning("callbacks of an unknown dispatch", extra={"dispatch_uuid": dispatch_uuid})
+        else:
             budget = self._budget
             if budget_seconds is not None:
                 budget = min(budget, timedelta(seconds=max(0.0, budget_seconds)))
             result = self._drain(dispatch, stream.replay_at, now, now + budget)
             if dispatch.outbox:
                 self._repo.prune_outbox(dispatch, [entry.seq for entry in dispatch.outbox])
-        finally:
-            self._store.release(
-                dispatch_uuid, owner, next_at=result.next_at, replay_applied=stream.replay_at
-            )
+        self._store.release(
+            dispatch_uuid, owner, next_at=result.next_at, replay_applied=stream.replay_at
+        )
         if result.next_at is not None:
             self._queue.nudge(dispatch_uuid, result.next_at)
         return result

@@ -309,3 +309,37 @@ def test_a_drain_given_less_time_than_its_budget_keeps_to_it():
     result = relay.drain(uuid, budget_seconds=20)
     assert result.delivered == 1 and [c.seq for c in slow.ids] == [1]
     assert result.next_at == T0 + timedelta(seconds=30)  # the rest: as soon as it can
+
+
+class FlakyStore:
+    """The callback store, failing its next `put` (a throttled write)."""
+
+    def __init__(self, inner):
+        self.inner, self.fail_next_put = inner, False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def put(self, record):
+        if self.fail_next_put:
+            self.fail_next_put = False
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        self.inner.put(record)
+
+
+def test_a_drain_that_fails_keeps_its_lease_so_the_sweeper_comes_back_for_its_callbacks():
+    h = Harness(jitter=0.0)
+    flaky = FlakyStore(h.store)
+    relay = CallbackRelay(h.repo, flaky, h.callbacks, h.apps, h.queue, h.clock, random=lambda: 0.0)
+    h.queue.bind(relay)
+    h.callbacks.script = [DOWN]
+    uuid = h.service.create(h.app, whatsapp_then_sms())  # taken in, failed once, outbox pruned
+    assert h.dispatch(uuid).outbox == ()
+    h.queue.pending.clear()
+    h.clock.advance(5)
+    flaky.fail_next_put = True  # the retry's attempt is made but cannot be recorded
+    with pytest.raises(RuntimeError):
+        relay.drain(uuid)
+    h.clock.advance(120 + 90)  # the lease runs out, then the sweeper's grace
+    assert sweeper(h).sweep().callbacks_recovered == 1
+    assert record(h, uuid, 1).state is DeliveryState.DELIVERED
