@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -17,6 +16,7 @@ from chalicelib.adapters.dynamodb_callbacks import DynamoCallbackStore, record_k
 from chalicelib.domain.callbacks import Attempt, CallbackKind, CallbackRecord, DeliveryState
 from chalicelib.service.ports import CallbackStream, InvalidCursor
 from tests.fake_callbacks import InMemoryCallbackStore
+from tests.integration.dynamodb_calls import call_counter
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=120)
@@ -438,17 +438,7 @@ def test_a_cursor_is_the_index_key_and_nothing_else(dynamo):
 
 
 def test_each_operation_makes_the_calls_its_docstring_counts(dynamo, ddb_client):
-    calls: Counter[str] = Counter()
-
-    def count(event_name, **kwargs):
-        calls[event_name.rsplit(".", 1)[-1]] += 1
-
-    ddb_client.meta.events.register("before-call.dynamodb.*", count)
-
-    def calls_of(operation) -> Counter[str]:
-        calls.clear()
-        operation()
-        return +calls
+    calls_of = call_counter(ddb_client)
 
     assert calls_of(lambda: dynamo.claim(D1, "a", T0, T0 + LEASE)) == {"UpdateItem": 1}
     assert calls_of(lambda: dynamo.claim(D1, "b", T0, T0 + LEASE)) == {"UpdateItem": 1}

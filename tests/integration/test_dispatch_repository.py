@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -30,6 +29,7 @@ from chalicelib.domain.model import (
 )
 from chalicelib.service.ports import MessageRef
 from tests.fake_repository import InMemoryDispatchRepository
+from tests.integration.dynamodb_calls import call_counter
 from tests.unit.test_dispatch_codec import dispatches
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
@@ -197,17 +197,7 @@ def test_items_carry_the_ttl_attribute(dynamo, ddb_client, table_name):
 
 
 def test_each_operation_makes_one_call_per_item_it_writes(dynamo, ddb_client):
-    calls: Counter[str] = Counter()
-
-    def count(event_name, **kwargs):
-        calls[event_name.rsplit(".", 1)[-1]] += 1
-
-    ddb_client.meta.events.register("before-call.dynamodb.*", count)
-
-    def calls_of(operation) -> Counter[str]:
-        calls.clear()
-        operation()
-        return +calls
+    calls_of = call_counter(ddb_client)
 
     added = dynamo.add(new_dispatch())
     assert calls_of(lambda: dynamo.add(new_dispatch("other"))) == {"PutItem": 1}
@@ -220,7 +210,7 @@ def test_each_operation_makes_one_call_per_item_it_writes(dynamo, ddb_client):
     assert calls_of(lambda: dynamo.find_message("whatsapp", "wamid.1")) == {"GetItem": 1}
     with pytest.raises(ConcurrentUpdate):
         calls_of(lambda: dynamo.save(saved, [ref(saved)]))
-    assert calls == {"PutItem": 2}
+    assert +calls_of.calls == {"PutItem": 2}
 
 
 def test_an_oversized_dispatch_is_a_value_error(dynamo):
@@ -613,17 +603,7 @@ def test_a_prune_that_lost_a_race_and_emptied_the_outbox_removes_it_and_its_keys
 
 
 def test_prune_and_unrelayed_make_the_calls_the_docstring_counts(dynamo, ddb_client):
-    calls: Counter[str] = Counter()
-
-    def count(event_name, **kwargs):
-        calls[event_name.rsplit(".", 1)[-1]] += 1
-
-    ddb_client.meta.events.register("before-call.dynamodb.*", count)
-
-    def calls_of(operation) -> Counter[str]:
-        calls.clear()
-        operation()
-        return +calls
+    calls_of = call_counter(ddb_client)
 
     read = dynamo.add(with_outbox(new_dispatch(uuid_n(1)), entry(1), entry(2), entry(3)))
     assert calls_of(lambda: dynamo.prune_outbox(read, [])) == {}
