@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from chalicelib.adapters.inline_callback_queue import InlineCallbackQueue
 from chalicelib.domain.application import Application
 from chalicelib.domain.callbacks import RetryPolicy
-from chalicelib.domain.model import Channel, Dispatch, Policy, StatusEvent
+from chalicelib.domain.model import Channel, Condition, Dispatch, Policy, StatusEvent, StepSpec
 from chalicelib.service.callback_relay import CallbackRelay
 from chalicelib.service.dispatches import DispatchService
 from tests.fake_applications import InMemoryApplicationRepository
@@ -20,6 +20,18 @@ POLICY = Policy(
     send_guard_seconds=120,
     last_step_report_seconds=3600,
 )
+
+
+def spec(channel: Channel, condition: Condition | None = None, expiry: int | None = None) -> StepSpec:
+    """One message of a dispatch to a test number; the last of a dispatch takes no condition."""
+    return StepSpec(
+        channel=channel,
+        to={"type": channel.value, "number": "447700900000"},
+        sender={"type": channel.value, "number": "447700900001"},
+        message={"content": {"type": "text", "text": "hello"}},
+        condition=condition,
+        expiry_time=expiry,
+    )
 
 
 def application(application_id: str = "app-1") -> Application:

@@ -201,22 +201,13 @@ def _stranded_dispatch(table_name: str, application_id: str, hours_ago: int) -> 
     """A WhatsApp -> SMS dispatch created `hours_ago` hours ago whose deadline check was lost."""
     from chalicelib import bootstrap
     from chalicelib.config import load_settings
-    from chalicelib.domain.model import Channel, Condition, StepSpec
+    from chalicelib.domain.model import Channel, Condition
     from tests.fakes import FakeClock, RecordingTimer
+    from tests.service_harness import spec
 
     settings = load_settings({"DISPATCH_TABLE": table_name})
     then = FakeClock(datetime.now(timezone.utc) - timedelta(hours=hours_ago))
     services = bootstrap.build_services(settings, timer=RecordingTimer(), clock=then)
-
-    def spec(channel: Channel, condition: Condition | None, expiry: int | None) -> StepSpec:
-        return StepSpec(
-            channel=channel,
-            to={"type": channel.value, "number": "447700900000"},
-            sender={"type": channel.value, "number": "447700900001"},
-            message={"content": {"type": "text", "text": "hello"}},
-            condition=condition,
-            expiry_time=expiry,
-        )
 
     application = services.applications.get(application_id)
     assert application is not None

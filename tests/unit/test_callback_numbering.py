@@ -7,22 +7,10 @@ from datetime import timedelta
 
 from chalicelib.domain import transitions as t
 from chalicelib.domain.actions import NotifyFinal, NotifyStatus
-from chalicelib.domain.model import Channel, Condition, MessageStatus, StatusEvent, StepSpec
+from chalicelib.domain.model import Channel, Condition, MessageStatus, StatusEvent
 from chalicelib.service.callback_payloads import callback_event_id
 from tests.fakes import T0
-from tests.service_harness import POLICY, Harness
-
-
-def spec(channel: Channel, condition: Condition | None = None, expiry: int | None = None) -> StepSpec:
-    return StepSpec(
-        channel=channel,
-        to={"type": channel.value, "number": "447700900000"},
-        sender={"type": channel.value, "number": "447700900001"},
-        message={"content": {"type": "text", "text": "hello"}},
-        condition=condition,
-        expiry_time=expiry,
-    )
-
+from tests.service_harness import POLICY, Harness, spec
 
 UUID = "2b0f3f4c-7f0e-4a57-9d7e-6b8f3b4a9c01"
 

@@ -18,21 +18,10 @@ from chalicelib.service.callback_payloads import callback_event_id
 from chalicelib.service.callback_relay import CallbackRelay
 from chalicelib.service.sweeper import Sweeper
 from tests.fakes import T0, RecordingCallbacks
-from tests.service_harness import Harness, application
+from tests.service_harness import Harness, application, spec
 
 S = MessageStatus
 DOWN = AttemptResult(status_code=503)
-
-
-def spec(channel: Channel, condition: Condition | None = None, expiry: int | None = None) -> StepSpec:
-    return StepSpec(
-        channel=channel,
-        to={"type": channel.value, "number": "447700900000"},
-        sender={"type": channel.value, "number": "447700900001"},
-        message={"content": {"type": "text", "text": "hello"}},
-        condition=condition,
-        expiry_time=expiry,
-    )
 
 
 def whatsapp_then_sms(expiry: int = 600) -> list[StepSpec]:
