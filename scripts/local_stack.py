@@ -209,6 +209,9 @@ def _start_moto() -> Any:
         os.environ.pop(name, None)
     mock = mock_aws()
     mock.start()
+    from moto_transactions import install_item_backups  # a sibling, like sqs_event_source
+
+    install_item_backups()
 
     app = DomainDispatcherApplication(create_backend_app)
 

@@ -4,18 +4,22 @@ One item per dispatch (`DSP#<uuid>` / `DSP`, layout in `dispatch_codec`) guarded
 `version`, and one message index item per provider message id (`MSG#<provider>#<id>` / `MSG`)
 so a status webhook can find its dispatch with a strongly consistent GetItem.
 
-A message index item is written just before the dispatch that records its send, not in one
-transaction with it: a status webhook can then never arrive before its index item, and an index
-item left behind by a save that lost a race only points at a step, whose later statuses are
-recorded as they come. Plain writes also cost half the write units of transactional ones (and
-moto's transactions copy the whole table, which would slow the local stack down as it fills).
+A save that records a send writes the dispatch and its message index items in one
+TransactWriteItems: one round trip instead of one per item, and no index item ever points at a
+send its dispatch does not record. When the dispatch's version moved on, the transaction is
+cancelled and the index items are then written on their own (plain puts, the rare path): the
+message was sent, so a webhook for it must find its step whoever won the race. Transactional
+writes cost twice the write units of plain ones; at a few items per send that is a fraction of a
+cent per thousand dispatches, against two round trips saved on every send.
 
 A ref that names its recipient also points `RCPT#<provider>#<recipient>` at the message, unless a
-later send already did (a conditional put on `sent_at`): webhooks that name a person rather than a
-message (Messenger's watermarks, a user's reply) find the latest message sent to them there.
+later send already did (a condition on `sent_at`): webhooks that name a person rather than a
+message (Messenger's watermarks, a user's reply) find the latest message sent to them there. A
+transaction cancelled only by that condition (a later send won) is retried without it.
 
 Calls: `get`, `find_message` and `find_recipient` one GetItem; `add` one PutItem; `save` one
-PutItem plus one per message ref (two when it names a recipient); `overdue` and `unrelayed` one
+PutItem, or with message refs one TransactWriteItems (plus, only on a lost race, one PutItem per
+index item); `overdue` and `unrelayed` one
 Query per minute; `prune_outbox` one UpdateItem, two or three when a save came in since the
 caller's read (none when given no seqs). Every item carries `expires_at` (creation + retention,
 epoch seconds) for TTL.
@@ -67,6 +71,10 @@ RECIPIENT_SK = "RCPT"
 #: `relay` index bucket prefix of a dispatch whose outbox holds callbacks not taken in yet.
 OUTBOX_BUCKET = "outbox#"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+#: What each write of a save's transaction is, to read its cancellation reason.
+_REF, _RECIPIENT, _DISPATCH = "ref", "recipient", "dispatch"
+#: A transaction's cancellation reason for a failed condition (no "Exception" suffix there).
+_TX_CONDITION_FAILED = "ConditionalCheckFailed"
 
 _VERSION_MATCHES = {
     "ConditionExpression": "#v = :expected",
@@ -147,34 +155,70 @@ class DynamoDispatchRepository:
     def save(self, dispatch: Dispatch, message_refs: Sequence[MessageRef] = ()) -> Dispatch:
         """Replace the stored dispatch if its version is still `dispatch.version`.
 
-        Returns the dispatch at version + 1. The message index items go first, one PutItem each,
-        so they stay even when the dispatch's own PutItem then loses to a concurrent writer.
-        Raises `ConcurrentUpdate` when the stored version moved on (or the dispatch is absent),
+        Returns the dispatch at version + 1. With message refs, the dispatch and their index items
+        are written in one transaction; if the version moved on, the index items are still
+        written (the message was sent) before `ConcurrentUpdate` is raised. Raises
+        `ConcurrentUpdate` when the stored version moved on (or the dispatch is absent),
         `ValueError` when a ref belongs to another dispatch (nothing is written) or the item is
         too large.
         """
         stored = dataclasses.replace(dispatch, version=dispatch.version + 1)
-        for ref in _unique_refs(dispatch.dispatch_uuid, message_refs):
-            self._write(self._ref_put(stored, ref), on_condition=_ref_taken)
-            if ref.recipient is not None and ref.sent_at is not None:
-                self._remember_recipient(stored, ref)
+        refs = _unique_refs(dispatch.dispatch_uuid, message_refs)
         put = {
             "TableName": self._table,
             "Item": self._dispatch_item(stored),
             **_VERSION_MATCHES,
             "ExpressionAttributeValues": {":expected": {"N": str(dispatch.version)}},
         }
-        self._write(put, on_condition=_version_moved)
+        if refs:
+            self._save_with_refs(stored, put, refs)
+        else:
+            self._write(put, on_condition=_version_moved)
         return stored
+
+    def _save_with_refs(self, stored: Dispatch, put: dict[str, Any], refs: list[MessageRef]) -> None:
+        """One transaction: every index item, then the dispatch."""
+        writes: list[tuple[str, dict[str, Any]]] = []
+        for ref in refs:
+            writes.append((_REF, self._ref_put(stored, ref)))
+            if ref.recipient is not None and ref.sent_at is not None:
+                writes.append((_RECIPIENT, self._recipient_put(stored, ref)))
+        writes.append((_DISPATCH, put))
+        while True:
+            try:
+                self._client.transact_write_items(TransactItems=[{"Put": w} for _, w in writes])
+                return
+            except ClientError as exc:
+                if _too_large_item(exc):
+                    raise _too_large() from exc
+                if error_code(exc) != "TransactionCanceledException":
+                    raise
+                reasons = _cancellation_codes(exc, len(writes))
+            causes = {(kind, code) for (kind, _), code in zip(writes, reasons, strict=True) if code}
+            if (_REF, _TX_CONDITION_FAILED) in causes:
+                raise _ref_taken()
+            if any(code == "ValidationException" for _, code in causes):
+                raise _too_large()
+            if causes == {(_RECIPIENT, _TX_CONDITION_FAILED)}:
+                # A later send to the same person is recorded: it stays the latest.
+                writes = [w for w, code in zip(writes, reasons, strict=True) if not code]
+                continue
+            # The dispatch moved on (or a concurrent write held an item): the refs still go in.
+            for kind, write in writes:
+                if kind == _REF:
+                    self._write(write, on_condition=_ref_taken)
+                elif kind == _RECIPIENT:
+                    self._put_unless_later(write)
+            raise _version_moved()
 
     def _write(self, put: dict[str, Any], on_condition: Callable[[], Exception]) -> None:
         """One conditional PutItem; a failed condition raises what `on_condition` builds."""
         try:
             self._client.put_item(**put)
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == _CONDITION_FAILED:
                 raise on_condition() from exc
-            if error_code(exc) == "ValidationException" and "item size" in error_message(exc).lower():
+            if _too_large_item(exc):
                 raise _too_large() from exc
             raise
 
@@ -318,27 +362,30 @@ class DynamoDispatchRepository:
             sent_at=dispatch_codec.parse_time(item["sent_at"]["S"]),
         )
 
-    def _remember_recipient(self, dispatch: Dispatch, ref: MessageRef) -> None:
+    def _recipient_put(self, dispatch: Dispatch, ref: MessageRef) -> dict[str, Any]:
         """Point the recipient's item at this message unless a later send already did."""
         assert ref.recipient is not None and ref.sent_at is not None
-        item = {
-            **recipient_key(ref.provider, ref.recipient),
-            "provider_message_id": {"S": ref.provider_message_id},
-            "dispatch_uuid": {"S": ref.dispatch_uuid},
-            "step_index": {"N": str(ref.step_index)},
-            "sent_at": {"S": dispatch_codec.format_time(ref.sent_at)},
-            TTL_ATTRIBUTE: self._expires_at(dispatch),
+        sent_at = {"S": dispatch_codec.format_time(ref.sent_at)}
+        return {
+            "TableName": self._table,
+            "Item": {
+                **recipient_key(ref.provider, ref.recipient),
+                "provider_message_id": {"S": ref.provider_message_id},
+                "dispatch_uuid": {"S": ref.dispatch_uuid},
+                "step_index": {"N": str(ref.step_index)},
+                "sent_at": sent_at,
+                TTL_ATTRIBUTE: self._expires_at(dispatch),
+            },
+            # ISO times in one format sort as strings.
+            "ConditionExpression": "attribute_not_exists(pk) OR sent_at <= :s",
+            "ExpressionAttributeValues": {":s": sent_at},
         }
+
+    def _put_unless_later(self, put: dict[str, Any]) -> None:
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                # ISO times in one format sort as strings.
-                ConditionExpression="attribute_not_exists(pk) OR sent_at <= :s",
-                ExpressionAttributeValues={":s": item["sent_at"]},
-            )
+            self._client.put_item(**put)
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != _CONDITION_FAILED:
                 raise  # lost to a later send: that one is the latest, as it should be
 
     def _consistent_get(self, item_key: dict[str, dict[str, str]]) -> dict[str, Any] | None:
@@ -467,6 +514,19 @@ def _unique_refs(dispatch_uuid: str, refs: Sequence[MessageRef]) -> list[Message
         if seen != ref:
             raise ValueError("one provider message id given twice with different steps")
     return list(unique.values())
+
+
+def _cancellation_codes(exc: ClientError, count: int) -> list[str | None]:
+    """The code that cancelled each of a transaction's `count` writes; None where it did not."""
+    reasons = exc.response.get("CancellationReasons") or []
+    codes = [reason.get("Code") for reason in reasons][:count]
+    codes += [None] * (count - len(codes))
+    return [None if code in (None, "None") else code for code in codes]
+
+
+def _too_large_item(exc: ClientError) -> bool:
+    # A transaction may report it either way: at the top, or as one write's cancellation reason.
+    return error_code(exc) == "ValidationException" and "item size" in error_message(exc).lower()
 
 
 def _version_moved() -> ConcurrentUpdate:

@@ -45,7 +45,8 @@ class DispatchRepository(Protocol):
         """Store `dispatch` if the stored version still equals `dispatch.version`.
 
         Writes the message index items in the same transaction. Returns the dispatch at
-        version + 1. Raises `ConcurrentUpdate` when the version moved on.
+        version + 1. Raises `ConcurrentUpdate` when the version moved on; the index items are
+        written even then, since the messages they name were sent.
         """
 
     def find_message(self, provider: str, provider_message_id: str) -> MessageRef | None:

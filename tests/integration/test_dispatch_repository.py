@@ -196,7 +196,7 @@ def test_items_carry_the_ttl_attribute(dynamo, ddb_client, table_name):
     assert dispatch_item["version"] == {"N": "2"}
 
 
-def test_each_operation_makes_one_call_per_item_it_writes(dynamo, ddb_client):
+def test_each_operation_makes_the_calls_the_docstring_counts(dynamo, ddb_client):
     calls_of = call_counter(ddb_client)
 
     added = dynamo.add(new_dispatch())
@@ -204,13 +204,30 @@ def test_each_operation_makes_one_call_per_item_it_writes(dynamo, ddb_client):
     assert calls_of(lambda: dynamo.get(added.dispatch_uuid)) == {"GetItem": 1}
     saved = dynamo.save(sent(added))
     assert calls_of(lambda: dynamo.save(saved)) == {"PutItem": 1}
+    # A send is recorded with its index items in one round trip.
     assert calls_of(lambda: dynamo.save(dataclasses.replace(saved, version=3), [ref(saved)])) == {
-        "PutItem": 2
+        "TransactWriteItems": 1
     }
     assert calls_of(lambda: dynamo.find_message("whatsapp", "wamid.1")) == {"GetItem": 1}
+    # A lost race: the transaction is cancelled, then the index item is written on its own.
     with pytest.raises(ConcurrentUpdate):
-        calls_of(lambda: dynamo.save(saved, [ref(saved)]))
-    assert +calls_of.calls == {"PutItem": 2}
+        calls_of(lambda: dynamo.save(saved, [ref(saved, "wamid.2")]))
+    assert +calls_of.calls == {"TransactWriteItems": 1, "PutItem": 1}
+
+
+def test_a_send_that_lost_only_the_recipient_to_a_later_send_is_still_recorded(dynamo, ddb_client):
+    calls_of = call_counter(ddb_client)
+    first, second = dynamo.add(new_dispatch(uuid_n(1))), dynamo.add(new_dispatch(uuid_n(2)))
+    later = dataclasses.replace(ref(second, "wamid.late"), recipient="447700900000", sent_at=T0 + timedelta(seconds=5))
+    earlier = dataclasses.replace(ref(first, "wamid.early"), recipient="447700900000", sent_at=T0)
+    dynamo.save(sent(second, "wamid.late"), [later])
+
+    recorded = calls_of(lambda: dynamo.save(sent(first, "wamid.early"), [earlier]))
+
+    assert recorded == {"TransactWriteItems": 2}  # cancelled by the recipient alone, then again without it
+    assert dynamo.get(first.dispatch_uuid).version == 2
+    assert dynamo.find_message("whatsapp", "wamid.early") == ref(first, "wamid.early")
+    assert dynamo.find_recipient("whatsapp", "447700900000") == later
 
 
 def test_an_oversized_dispatch_is_a_value_error(dynamo):

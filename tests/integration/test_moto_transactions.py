@@ -1,0 +1,72 @@
+"""The local stack's cheaper TransactWriteItems for moto: same outcomes, no table copies."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from moto_transactions import install_item_backups
+
+
+@pytest.fixture
+def patched(ddb_client):
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    install_item_backups()
+
+    def refuse_to_copy(self, memo):
+        raise AssertionError("a whole table was copied")
+
+    Table.__deepcopy__ = refuse_to_copy
+    try:
+        yield ddb_client
+    finally:
+        del Table.__deepcopy__
+        DynamoDBBackend.transact_write_items = DynamoDBBackend.transact_write_items.__wrapped__
+
+
+def put(table, pk, value, condition=None):
+    request = {"TableName": table, "Item": {"pk": {"S": pk}, "sk": {"S": "X"}, "v": {"S": value}}}
+    if condition:
+        request["ConditionExpression"] = condition
+    return {"Put": request}
+
+
+def read(client, table, pk):
+    item = client.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": "X"}}).get("Item")
+    return item and item["v"]["S"]
+
+
+def test_a_transaction_writes_every_item(patched, table_name):
+    patched.transact_write_items(TransactItems=[put(table_name, "a", "1"), put(table_name, "b", "1")])
+
+    assert (read(patched, table_name, "a"), read(patched, table_name, "b")) == ("1", "1")
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(patched, table_name):
+    patched.put_item(TableName=table_name, Item={"pk": {"S": "old"}, "sk": {"S": "X"}, "v": {"S": "kept"}})
+    patched.put_item(TableName=table_name, Item={"pk": {"S": "guard"}, "sk": {"S": "X"}, "v": {"S": "2"}})
+    update = {
+        "Update": {
+            "TableName": table_name,
+            "Key": {"pk": {"S": "old"}, "sk": {"S": "X"}},
+            "UpdateExpression": "SET v = :v",
+            "ExpressionAttributeValues": {":v": {"S": "changed"}},
+        }
+    }
+    items = [put(table_name, "new", "1"), update, put(table_name, "guard", "3", condition="v = :never")]
+    items[2]["Put"]["ExpressionAttributeValues"] = {":never": {"S": "1"}}
+
+    with pytest.raises(ClientError) as refused:
+        patched.transact_write_items(TransactItems=items)
+
+    assert refused.value.response["Error"]["Code"] == "TransactionCanceledException"
+    codes = [r["Code"] for r in refused.value.response["CancellationReasons"]]
+    assert codes == ["None", "None", "ConditionalCheckFailed"]
+    assert read(patched, table_name, "new") is None
+    assert read(patched, table_name, "old") == "kept"
+    assert read(patched, table_name, "guard") == "2"
