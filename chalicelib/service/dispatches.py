@@ -37,6 +37,7 @@ from chalicelib.service.ports import (
     ChannelProvider,
     Clock,
     DispatchRepository,
+    MessageHint,
     MessageRef,
     ProviderError,
     Timer,
@@ -123,21 +124,42 @@ class DispatchService:
         provider_message_id: str,
         event: StatusEvent,
         application_id: str | None = None,
+        *,
+        hint: MessageHint | None = None,
     ) -> bool:
-        """Apply a provider status; False when no message of ours (or of `application_id`) has it."""
+        """Apply a provider status; False when no message of ours (or of `application_id`) has it.
+
+        `hint` names the dispatch and step the message is thought to be (a reference the provider
+        echoed, or a recipient's latest message): when that step records this provider message id,
+        the message index is not read. Otherwise the index decides, as without a hint.
+        """
         if len(provider_message_id) > MAX_ID_LENGTH:
             return False  # no id we ever stored is this long, and DynamoDB keys are bounded
-        ref = self._repo.find_message(provider, provider_message_id)
-        dispatch = self._repo.get(ref.dispatch_uuid) if ref else None
-        if ref is None or dispatch is None:
+        found = self._hinted(provider_message_id, hint) if hint else None
+        if found is None:
+            ref = self._repo.find_message(provider, provider_message_id)
+            dispatch = self._repo.get(ref.dispatch_uuid) if ref else None
+            found = (dispatch, ref.step_index) if ref and dispatch else None
+        if found is None:
             return False
+        dispatch, step_index = found
         if application_id is not None and dispatch.application_id != application_id:
             return False
         self._run(
             dispatch,
-            lambda d, now: transitions.on_status(d, ref.step_index, event, now, self._policy),
+            lambda d, now: transitions.on_status(d, step_index, event, now, self._policy),
         )
         return True
+
+    def _hinted(self, provider_message_id: str, hint: MessageHint) -> tuple[Dispatch, int] | None:
+        if len(hint.dispatch_uuid) > MAX_ID_LENGTH:
+            return None
+        dispatch = self._repo.get(hint.dispatch_uuid)
+        if dispatch is None or not 0 <= hint.step_index < len(dispatch.steps):
+            return None
+        if dispatch.steps[hint.step_index].provider_message_id != provider_message_id:
+            return None  # not recorded there (yet): only the index can tell
+        return dispatch, hint.step_index
 
     def check(self, dispatch_uuid: str, step_index: int) -> None:
         """A timer came due for (dispatch, step). Safe to run twice, early or late."""

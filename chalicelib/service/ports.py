@@ -31,6 +31,14 @@ class MessageRef:
     sent_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class MessageHint:
+    """Where a provider message is thought to be, before the message index says so."""
+
+    dispatch_uuid: str
+    step_index: int
+
+
 class DispatchRepository(Protocol):
     def get(self, dispatch_uuid: str) -> Dispatch | None:
         """Strongly consistent read; None when absent."""

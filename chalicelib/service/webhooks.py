@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 from chalicelib.domain.model import MessageStatus, StatusEvent
 from chalicelib.service.callback_payloads import iso
 from chalicelib.service.dispatches import DispatchService
-from chalicelib.service.ports import ApplicationLookup, DispatchRepository
+from chalicelib.service.ports import ApplicationLookup, DispatchRepository, MessageHint
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class WebhookRequest:
 class ProviderStatus:
     provider_message_id: str
     event: StatusEvent
+    #: The dispatch and step the status's echoed reference names (`message_hints`), if any.
+    hint: MessageHint | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,9 @@ class WebhookService:
         batch = webhook.parse(request, kind)
         applied = unmatched = 0
         for status in batch.statuses:
-            if self._dispatches.apply_status(webhook.name, status.provider_message_id, status.event):
+            if self._dispatches.apply_status(
+                webhook.name, status.provider_message_id, status.event, hint=status.hint
+            ):
                 applied += 1
             else:
                 unmatched += 1
@@ -153,7 +157,8 @@ class WebhookService:
         if latest is None or latest.sent_at is None or latest.sent_at > status.watermark:
             return False
         event = StatusEvent(status.status)
-        return self._dispatches.apply_status(provider, latest.provider_message_id, event)
+        hint = MessageHint(latest.dispatch_uuid, latest.step_index)
+        return self._dispatches.apply_status(provider, latest.provider_message_id, event, hint=hint)
 
     def _relay(self, provider: str, message: InboundMessage) -> bool:
         ref = None

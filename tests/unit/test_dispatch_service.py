@@ -17,7 +17,7 @@ from chalicelib.domain.model import (
     StatusEvent,
     StepSpec,
 )
-from chalicelib.service.ports import ProviderError
+from chalicelib.service.ports import MessageHint, ProviderError
 from tests.fakes import T0
 from tests.service_harness import Harness
 
@@ -205,3 +205,33 @@ def _recording(fn, log, name):
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+# --- a hint from the provider: the dispatch and step an echoed reference names ---------------
+
+
+def test_a_hint_to_the_step_that_records_the_message_applies_without_the_index(h):
+    dispatch_uuid = h.service.create(h.app, messenger_then_sms(Condition.DELIVERED))
+    provider_id = h.dispatch(dispatch_uuid).steps[0].provider_message_id
+    h.repo.find_message = lambda provider, message_id: None  # the index has nothing to say
+
+    applied = h.service.apply_status(
+        "fake", provider_id, StatusEvent(MessageStatus.DELIVERED), hint=MessageHint(dispatch_uuid, 0)
+    )
+
+    assert applied
+    assert h.dispatch(dispatch_uuid).status == DispatchStatus.COMPLETED
+
+
+def test_a_hint_to_a_step_that_did_not_send_the_message_is_ignored_for_the_index(h):
+    victim = h.service.create(h.app, messenger_then_sms(Condition.DELIVERED))
+    mine = h.service.create(h.app, messenger_then_sms(Condition.DELIVERED))
+    provider_id = h.dispatch(mine).steps[0].provider_message_id
+
+    applied = h.service.apply_status(
+        "fake", provider_id, StatusEvent(MessageStatus.DELIVERED), hint=MessageHint(victim, 0)
+    )
+
+    assert applied
+    assert h.dispatch(victim).status == DispatchStatus.IN_PROGRESS
+    assert h.dispatch(mine).status == DispatchStatus.COMPLETED

@@ -128,14 +128,18 @@ def notify(stack, url: str, message: dict[str, Any], kind: str = "status", **kwa
     return post_webhook(stack, "aws_sms", kind, body_of(envelope), headers_for(envelope))
 
 
-def sent_params(dispatch_uuid: str, message: dict[str, Any], to: str) -> dict[str, Any]:
+def sent_params(dispatch_uuid: str, message: dict[str, Any], to: str, index: int = 0) -> dict[str, Any]:
     return {
         "DestinationPhoneNumber": f"+{to}",
         "OriginationIdentity": f"+{SENDER}",
         "MessageBody": TEXT,
         "MessageType": "TRANSACTIONAL",
         "ConfigurationSetName": "dispatch",
-        "Context": {"dispatch_uuid": dispatch_uuid, "message_uuid": message["message_uuid"]},
+        "Context": {
+            "dispatch_uuid": dispatch_uuid,
+            "message_uuid": message["message_uuid"],
+            "reference": f"{dispatch_uuid}:{index}",
+        },
     }
 
 
@@ -171,7 +175,7 @@ def test_a_final_failure_sends_the_next_message_at_once(table_name, eum, session
         "reason": "Destination phone is switched off or out of network coverage",
     }
     assert second["phase"] == "waiting" and second["status"] == "submitted"
-    assert eum.sent[1] == sent_params(dispatch_uuid, second, OTHER_USER)
+    assert eum.sent[1] == sent_params(dispatch_uuid, second, OTHER_USER, index=1)
 
 
 def test_a_failure_aws_is_still_retrying_does_not_fail_over(table_name, eum, session, url):

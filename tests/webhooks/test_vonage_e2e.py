@@ -89,7 +89,7 @@ def test_the_dispatch_goes_out_over_the_messages_api(stack, session):
         "to": USER,
         "from": BUSINESS,
         "text": "Your parcel arrives today",
-        "client_ref": first["message_uuid"],
+        "client_ref": f"{dispatch_uuid}:0",
     }
     token = call.headers["Authorization"].removeprefix("Bearer ")
     claims = jwt.decode(token, PUBLIC_KEY, algorithms=["RS256"], options={"verify_iat": False})
@@ -138,7 +138,7 @@ def test_a_rejection_sends_the_next_message_at_once(stack, session):
     # No timer fired: the SMS went out through Vonage straight away.
     assert (second["phase"], second["status"]) == ("waiting", "submitted")
     sms = session.to(URL)[1].json
-    assert (sms["channel"], sms["to"], sms["from"], sms["client_ref"]) == ("sms", USER, "Acme", second["message_uuid"])
+    assert (sms["channel"], sms["to"], sms["from"], sms["client_ref"]) == ("sms", USER, "Acme", f"{dispatch_uuid}:1")
 
 
 def test_undeliverable_also_fails_over_and_the_last_message_completes_the_dispatch(stack):

@@ -4,9 +4,11 @@ relays the user's reply, as the condition says."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -96,6 +98,7 @@ def test_the_dispatch_goes_out_over_the_cloud_api(stack, session):
         "to": USER,
         "type": "text",
         "text": {"preview_url": False, "body": "Your parcel arrives today"},
+        "biz_opaque_callback_data": f"{dispatch_uuid}:0",
     }
     first, second = view(stack, dispatch_uuid)["messages"]
     assert (first["phase"], first["status"], second["phase"]) == ("waiting", "submitted", "pending")
@@ -115,6 +118,49 @@ def test_delivered_completes_the_dispatch_and_sends_nothing_more(stack, session)
     assert (first["status"], first["outcome"], second["phase"]) == ("delivered", "condition_met", "pending")
     assert len(session.to(GRAPH)) == 1
     assert stack.fire_due_checks(dispatch_uuid) == 0
+
+
+def with_reference(body: bytes, reference: str) -> bytes:
+    notification = json.loads(body)
+    notification["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] = reference
+    return json.dumps(notification, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("echoed", [True, False], ids=["reference echoed", "no reference"])
+def test_a_status_that_echoes_our_reference_needs_no_message_index_read(table_name, session, echoed, monkeypatch):
+    calls: Counter[str] = Counter()
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
+        "before-call.dynamodb.*", lambda event_name, **_: calls.update([event_name.rsplit(".", 1)[-1]])
+    )
+    try:
+        with provider_stack(table_name, {"whatsapp": "whatsapp"}, CREDENTIALS, session) as stack:
+            dispatch_uuid = create(stack, dispatch("delivered"))
+            reference = session.to(GRAPH)[0].json["biz_opaque_callback_data"]
+            body = payload("status_delivered")
+            # Counted: applying the status. Delivering its callbacks is the queue's work, apart.
+            monkeypatch.setattr(stack.services.callback_queue, "nudge", lambda dispatch_uuid: None)
+            calls.clear()
+            deliver(stack, "status", with_reference(body, reference) if echoed else body)
+            applied = +calls
+            assert view(stack, dispatch_uuid)["status"] == "completed"
+    finally:
+        boto3.DEFAULT_SESSION = None
+
+    assert applied == ({"GetItem": 1, "PutItem": 1} if echoed else {"GetItem": 2, "PutItem": 1})
+
+
+def test_a_reference_naming_a_step_that_did_not_send_the_message_changes_nothing_there(stack, session):
+    # Another system sending from the same account may echo anything: only the index decides.
+    victim = create(stack, dispatch("delivered"))
+    stack.session.respond(GRAPH, accepted("wamid.second"))
+    mine = create(stack, dispatch("delivered"))
+    forged = with_reference(payload("status_delivered", **{WAMID: "wamid.second"}), f"{victim}:0")
+
+    assert deliver(stack, "status", forged)["applied"] == 1
+
+    assert view(stack, victim)["status"] == "in_progress"
+    assert view(stack, mine)["status"] == "completed"
 
 
 def test_read_is_needed_when_the_condition_is_read(stack):

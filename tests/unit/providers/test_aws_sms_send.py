@@ -98,7 +98,7 @@ def expected_params(**changes: Any) -> dict[str, Any]:
         "MessageBody": TEXT,
         "MessageType": "TRANSACTIONAL",
         "ConfigurationSetName": "dispatch",
-        "Context": {"dispatch_uuid": DISPATCH, "message_uuid": MESSAGE},
+        "Context": {"dispatch_uuid": DISPATCH, "message_uuid": MESSAGE, "reference": f"{DISPATCH}:0"},
     }
     params.update(changes)
     return params

@@ -17,6 +17,7 @@ from chalicelib.adapters.providers.aws_sms.provider import AwsSmsProvider
 from chalicelib.adapters.providers.aws_sms.webhook import SubscriptionNotConfirmed
 from chalicelib.adapters.providers.context import ProviderContext
 from chalicelib.domain.model import MessageStatus, StatusEvent, Usage
+from chalicelib.service.ports import MessageHint
 from chalicelib.service.webhooks import (
     InboundMessage,
     ProviderStatus,
@@ -444,3 +445,21 @@ def test_build_is_quiet_when_configured(caplog):
 
 def test_sns_timestamps_are_formatted_as_sns_formats_them():
     assert iso(PUBLISHED) == "2026-11-24T12:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("context", "hint"),
+    [
+        ({"reference": "3f1c2b7e-0d4a-4c55-9a55-2f0e8d6b1c00:1"}, MessageHint("3f1c2b7e-0d4a-4c55-9a55-2f0e8d6b1c00", 1)),
+        ({"reference": "not ours"}, None),
+        ({"account": "bar"}, None),
+        ("not a map", None),
+    ],
+)
+def test_a_status_carries_the_reference_the_send_left_in_its_context(context, hint):
+    provider, _ = make_provider()
+    data = {**fixture("event_text_delivered.json"), "context": context}
+
+    [status] = provider.parse(request_for(notification(data)), "status").statuses
+
+    assert status.hint == hint

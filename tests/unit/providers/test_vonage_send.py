@@ -185,7 +185,7 @@ def test_each_content_type_becomes_the_exact_v1_request(case, workflow_item, exp
     assert message_id == "d8f86df1-dec6-442f-870a-2241be27d721"
     (call,) = session.calls
     assert (call.method, call.url, call.timeout) == ("POST", URL, TIMEOUT)
-    assert call.json == {**expected, "client_ref": MESSAGE_UUID}
+    assert call.json == {**expected, "client_ref": "dispatch-1:0"}
     assert set(call.headers) == {"Authorization", "Content-Type", "Accept"}
     assert call.headers["Content-Type"] == call.headers["Accept"] == "application/json"
 

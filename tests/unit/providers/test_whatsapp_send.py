@@ -59,7 +59,15 @@ def step(content: dict, whatsapp: dict | None = None, to: str = TO, message_uuid
 
 
 def envelope(kind: str, body: dict, to: str = TO) -> dict:
-    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: body}
+    # The reference is the dispatch ("d-1") and step (0) these tests send: statuses echo it.
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": kind,
+        kind: body,
+        "biz_opaque_callback_data": "d-1:0",
+    }
 
 
 #: v0.1 content (+ whatsapp block) → the exact Cloud API body.

@@ -16,6 +16,7 @@ from typing import Any
 
 from chalicelib.adapters.providers.aws_sms.codes import EVENT_STATUSES
 from chalicelib.domain.model import MessageStatus, StatusEvent, Usage
+from chalicelib.service.message_hints import hint_of
 from chalicelib.service.webhooks import (
     InboundMessage,
     ProviderStatus,
@@ -69,7 +70,9 @@ def delivery_event(data: dict[str, Any], notification_id: str) -> WebhookBatch:
             # over. Only an explicit false counts, so a failure never waits on a missing flag.
             status = MessageStatus.SUBMITTED
     event = StatusEvent(status, error_code, error_reason, usage(data), event_id=notification_id)
-    return WebhookBatch(statuses=(ProviderStatus(message_id, event),))
+    context = data.get("context")
+    hint = hint_of(context.get("reference")) if isinstance(context, dict) else None
+    return WebhookBatch(statuses=(ProviderStatus(message_id, event, hint),))
 
 
 def usage(data: dict[str, Any]) -> Usage | None:

@@ -47,7 +47,9 @@ class AwsSmsProvider:
             raise ProviderError(
                 f"aws_sms sends sms, not {step.channel.value}", permanent=True, code="unsupported_channel"
             )
-        params = text_message_params(self.settings, dispatch_uuid, step.message_uuid, step.spec)
+        params = text_message_params(
+            self.settings, dispatch_uuid, step.index, step.message_uuid, step.spec
+        )
         return self._sender.send(params)
 
     def recipient_key(self, step: Step) -> str | None:

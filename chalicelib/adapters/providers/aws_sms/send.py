@@ -20,6 +20,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from chalicelib.adapters.providers.aws_sms import codes
 from chalicelib.adapters.providers.aws_sms.settings import AwsSmsSettings
 from chalicelib.domain.model import StepSpec
+from chalicelib.service.message_hints import reference
 from chalicelib.service.ports import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ _PHONE_NUMBER = re.compile(r"[1-9][0-9]{6,14}")
 
 
 def text_message_params(
-    settings: AwsSmsSettings, dispatch_uuid: str, message_uuid: str, spec: StepSpec
+    settings: AwsSmsSettings, dispatch_uuid: str, step_index: int, message_uuid: str, spec: StepSpec
 ) -> dict[str, Any]:
     """The SendTextMessage parameters for one validated sms workflow item."""
     content = spec.message.get("content", {})
@@ -50,7 +51,11 @@ def text_message_params(
         "MessageType": MESSAGE_TYPE,
         "ConfigurationSetName": settings.configuration_set,
         # Logged by AWS with every event: ties an event to our records without a lookup.
-        "Context": {"dispatch_uuid": dispatch_uuid, "message_uuid": message_uuid},
+        "Context": {
+            "dispatch_uuid": dispatch_uuid,
+            "message_uuid": message_uuid,
+            "reference": reference(dispatch_uuid, step_index),
+        },
     }
 
 

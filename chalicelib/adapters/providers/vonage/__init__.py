@@ -47,7 +47,7 @@ class VonageProvider:
                 code="not_configured",
             )
         try:
-            body = send.message_body(step)
+            body = send.message_body(step, dispatch_uuid)
         except send.UnsupportedContent as exc:
             raise ProviderError(str(exc), permanent=True, code="unsupported_content") from None
         try:

@@ -8,7 +8,8 @@ the v1 body (contract §5, channels.md §5):
 - template parameters `[{"default": "x"}]` become v1's `["x"]`, and `whatsapp.locale` goes from
   BCP 47 (`en-GB`) to Meta's form (`en_GB`); v1 requires the locale, so it defaults to `en_US`;
 - `messenger` keeps its name, `viber_service_msg` becomes `viber_service`;
-- `client_ref` is our message_uuid, so every status names our message too.
+- `client_ref` is our `message_hints` reference (dispatch and step): every status echoes it, so
+  applying one needs no message index read.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from chalicelib.adapters.providers import http
 from chalicelib.domain.model import Channel, Step
+from chalicelib.service.message_hints import reference
 from chalicelib.service.ports import ProviderError
 
 from .addresses import VONAGE_CHANNELS
@@ -63,7 +65,7 @@ class UnsupportedContent(ValueError):
     """A content type this channel cannot carry through Vonage (validation should stop it)."""
 
 
-def message_body(step: Step) -> dict[str, Any]:
+def message_body(step: Step, dispatch_uuid: str) -> dict[str, Any]:
     """The `POST /v1/messages` body for `step`."""
     spec = step.spec
     channel = spec.channel
@@ -91,7 +93,7 @@ def message_body(step: Step) -> dict[str, Any]:
         options = {key: block[key] for key in fields if block.get(key) is not None}
         if options:
             body[theirs] = options
-    body["client_ref"] = step.message_uuid
+    body["client_ref"] = reference(dispatch_uuid, step.index)
     return body
 
 

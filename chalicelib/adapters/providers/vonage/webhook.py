@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.domain.model import StatusEvent, Usage
+from chalicelib.service.message_hints import hint_of
 from chalicelib.service.webhooks import (
     InboundMessage,
     ProviderStatus,
@@ -77,7 +78,8 @@ def _status(payload: Mapping[str, Any]) -> WebhookBatch:
         error_reason=error_reason(error),
         usage=_usage(payload.get("usage")),
     )
-    return WebhookBatch(statuses=(ProviderStatus(message_uuid, event),))
+    hint = hint_of(payload.get("client_ref"))
+    return WebhookBatch(statuses=(ProviderStatus(message_uuid, event, hint),))
 
 
 def _usage(usage: Any) -> Usage | None:

@@ -39,6 +39,8 @@ class Status(Model):
     recipient_id: str | None = None
     errors: list[Error] = []
     pricing: Pricing | None = None
+    #: Echoed from the send: our `message_hints` reference.
+    biz_opaque_callback_data: str | None = None
 
 
 class Context(Model):

@@ -16,6 +16,7 @@ from chalicelib.adapters.providers.whatsapp.outbound import (
 from chalicelib.adapters.providers.whatsapp.send import post_message
 from chalicelib.adapters.providers.whatsapp.settings import WhatsAppSettings
 from chalicelib.domain.model import Channel, Step
+from chalicelib.service.message_hints import reference
 from chalicelib.service.ports import ProviderError
 from chalicelib.service.webhooks import WebhookBatch, WebhookKind, WebhookRequest
 
@@ -41,6 +42,8 @@ class WhatsAppProvider:
             body = message_body(step.spec)
         except UnsupportedContent as exc:
             raise ProviderError(str(exc), permanent=True, code="unsupported_content") from None
+        # Echoed in every status of the message: the status then needs no index read.
+        body["biz_opaque_callback_data"] = reference(dispatch_uuid, step.index)
         sent = post_message(self._session, self._timeout, self.settings, body)
         if sent.wa_id:
             with self._lock:

@@ -16,6 +16,7 @@ from chalicelib.adapters.providers.whatsapp import codes
 from chalicelib.adapters.providers.whatsapp.inbound import inbound_message
 from chalicelib.adapters.providers.whatsapp.payload import Notification, Status, Value
 from chalicelib.domain.model import StatusEvent
+from chalicelib.service.message_hints import hint_of
 from chalicelib.service.webhooks import (
     InboundMessage,
     ProviderStatus,
@@ -63,7 +64,8 @@ def parse(body: bytes) -> WebhookBatch:
                     logger.info("whatsapp status ignored", extra={"status": status.status[:32]})
                     ignored += 1
                 else:
-                    statuses.append(ProviderStatus(status.id, event))
+                    hint = hint_of(status.biz_opaque_callback_data)
+                    statuses.append(ProviderStatus(status.id, event, hint))
             business = value.metadata.display_phone_number if value.metadata else None
             inbound += [inbound_message(message, business) for message in value.messages]
             if value.errors:
