@@ -161,6 +161,8 @@ def build_services(
             clock,
             grace_seconds=settings.sweep_grace_seconds,
             lookback_minutes=settings.sweep_lookback_minutes,
+            recent_minutes=settings.sweep_recent_minutes,
+            full_every_minutes=settings.sweep_full_every_minutes,
             callback_store=callback_store,
             callback_queue=queue,
         ),

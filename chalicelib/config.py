@@ -53,6 +53,10 @@ class Settings:
     sweep_grace_seconds: int = 90
     #: How far back each sweep looks; a dispatch stranded for longer needs `dispatch_admin sweep`.
     sweep_lookback_minutes: int = 60
+    #: Most sweeps look back only this far; one run in `sweep_full_every_minutes` looks back all
+    #: the way. The short runs cost a Query per minute covered, per index.
+    sweep_recent_minutes: int = 3
+    sweep_full_every_minutes: int = 15
     #: Where provider credentials live: `secretsmanager` (AWS) or `env` (the local stack).
     provider_credentials: str = "secretsmanager"
 
@@ -97,6 +101,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         check_function_arn=_required_for(environ, timer, "scheduler", "DISPATCH_CHECK_FUNCTION_ARN"),
         sweep_grace_seconds=_int(environ, "DISPATCH_SWEEP_GRACE_SECONDS", 90, 0),
         sweep_lookback_minutes=_int(environ, "DISPATCH_SWEEP_LOOKBACK_MINUTES", 60, 1),
+        sweep_recent_minutes=_int(environ, "DISPATCH_SWEEP_RECENT_MINUTES", 3, 1),
+        sweep_full_every_minutes=_int(environ, "DISPATCH_SWEEP_FULL_EVERY_MINUTES", 15, 1),
         provider_credentials=_choice(
             environ, "DISPATCH_PROVIDER_CREDENTIALS", PROVIDER_CREDENTIAL_SOURCES, "secretsmanager"
         ),

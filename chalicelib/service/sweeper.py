@@ -14,6 +14,12 @@ drain is idempotent, so a nudge that was merely slow costs one drain that finds 
 The grace period keeps the sweeper out of the timers' way: a check only a little late (EventBridge
 Scheduler's can be up to a minute) still belongs to its timer. The look-back bounds each sweep's
 cost; a dispatch stranded for longer than that needs `dispatch_admin sweep --lookback-minutes`.
+
+Most runs look back only a few minutes (`recent_minutes`): anything that became overdue since the
+last runs is found within a minute of its grace, for one index Query per minute covered. Every
+`full_every_minutes` (on the minutes of the hour it divides) a run looks back the whole look-back,
+which finds what the short runs missed (a run that failed, an index that lagged) at a cost
+averaged over those minutes: about 23 Queries a run instead of 183 for the three indexes.
 """
 from __future__ import annotations
 
@@ -53,6 +59,9 @@ class Sweeper:
         lookback_minutes: int,
         callback_store: CallbackStore | None = None,
         callback_queue: CallbackQueue | None = None,
+        *,
+        recent_minutes: int | None = None,
+        full_every_minutes: int = 15,
     ) -> None:
         self._repo = repository
         self._callback_store = callback_store
@@ -61,11 +70,16 @@ class Sweeper:
         self._clock = clock
         self._grace = timedelta(seconds=grace_seconds)
         self._lookback_minutes = lookback_minutes
+        #: None: every run looks back the whole look-back.
+        self._recent_minutes = recent_minutes
+        self._full_every = full_every_minutes
 
     def sweep(self, lookback_minutes: int | None = None) -> SweepResult:
-        """Run the check of every step due more than the grace period ago, within the look-back."""
-        cutoff = self._clock.now() - self._grace
-        lookback = self._lookback_minutes if lookback_minutes is None else lookback_minutes
+        """Run the check of every step due more than the grace period ago, within the look-back
+        (`lookback_minutes`, else this run's: the recent minutes, or the whole on a full run)."""
+        now = self._clock.now()
+        cutoff = now - self._grace
+        lookback = self._lookback(now) if lookback_minutes is None else lookback_minutes
         since = cutoff - timedelta(minutes=lookback)
         overdue = self._repo.overdue(cutoff, since)
         failed = 0
@@ -102,6 +116,11 @@ class Sweeper:
                 },
             )
         return result
+
+    def _lookback(self, now: datetime) -> int:
+        if self._recent_minutes is None or (now.hour * 60 + now.minute) % self._full_every == 0:
+            return self._lookback_minutes
+        return min(self._recent_minutes, self._lookback_minutes)
 
     def _recover_callbacks(self, cutoff: datetime, since: datetime) -> int:
         if self._callback_store is None or self._callback_queue is None:

@@ -181,3 +181,51 @@ def test_it_logs_a_summary_only_when_it_found_something(h, sweeper, caplog):
     [summary] = caplog.records
     assert summary.levelno == logging.INFO
     assert (summary.found, summary.redriven, summary.failed) == (1, 1, 0)
+
+
+# --- short runs, and a full look-back every 15 minutes ----------------------------------------
+
+
+@pytest.fixture
+def tiered(h: Harness) -> Sweeper:
+    return Sweeper(
+        h.repo, h.service, h.clock, grace_seconds=GRACE, lookback_minutes=LOOKBACK_MINUTES,
+        recent_minutes=3, full_every_minutes=15,
+    )
+
+
+def at_minute_of_hour(h: Harness, minute: int) -> None:
+    """Move the clock forward to the next time whose minute of the hour is `minute`."""
+    now = h.clock.now()
+    h.clock.advance(((minute - now.minute) % 60) * 60 - now.second - now.microsecond / 1e6 + 30)
+
+
+def test_a_short_run_finds_a_check_lost_within_its_recent_minutes(h, tiered):
+    h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+    h.clock.advance(600 + GRACE + 60)
+    if h.clock.now().minute % 15 == 0:
+        h.clock.advance(60)  # a short run, not a full one
+
+    assert tiered.sweep().redriven == 1
+    assert sent_steps(h) == [0, 1]
+
+
+def test_a_check_lost_longer_ago_than_the_recent_minutes_waits_for_the_next_full_run(h, tiered):
+    h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+    at_minute_of_hour(h, 20)  # due at :10, overdue since :11:30: missed by the runs till :14
+
+    assert tiered.sweep() == NOTHING
+    at_minute_of_hour(h, 30)
+    assert tiered.sweep().redriven == 1
+    assert sent_steps(h) == [0, 1]
+
+
+def test_a_look_back_given_by_hand_is_used_whatever_the_minute(h, tiered):
+    h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+    h.clock.advance(600 + GRACE + 30 * 60)
+    at_minute_of_hour(h, 7)
+
+    assert tiered.sweep(lookback_minutes=LOOKBACK_MINUTES).redriven == 1
