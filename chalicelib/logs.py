@@ -12,6 +12,9 @@ import sys
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 _HANDLER_NAME = "dispatch-json"
+#: At DEBUG these log whole requests and responses: item attributes with message text, URLs with
+#: tokens. They stay at INFO whatever DISPATCH_LOG_LEVEL says.
+_CHATTY_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
 def configure_logging() -> None:
@@ -24,3 +27,6 @@ def configure_logging() -> None:
     handler.setFormatter(LambdaPowertoolsFormatter(service="dispatch"))
     root.addHandler(handler)
     root.setLevel(os.environ.get("DISPATCH_LOG_LEVEL", "INFO").upper())
+    for name in _CHATTY_LIBRARIES:
+        library = logging.getLogger(name)
+        library.setLevel(max(library.getEffectiveLevel(), logging.INFO))

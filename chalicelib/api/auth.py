@@ -42,6 +42,18 @@ ISSUED_IN_FUTURE = "Bearer token was issued in the future (iat)."
 
 # Compared against when the api key is unknown, so that path spends the same hash-and-compare.
 _DUMMY_SECRET_HASH = hash_secret(secrets.token_urlsafe(24))
+# Checked against when the application is unknown, so that path spends the same RSA verify as a
+# bad signature (a 2048-bit key, as applications get). Its private half was never kept.
+_DUMMY_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAkvzkSA+K2dAJGXTfztIZ
+VIYl+VjYxtCH+EzirIxK7D8eHUr8bHa6Xrwmcd1xK2gWX8F9d+67YPUQVItdWLsj
+3rPRvo99f4MLzrCJJ7dwQUs346X9vd8QdVrbuV5QA9WAUS9OlTBXqw75+v6vHBM/
+Fl2ENSzgnPx3JV6lqd7Bq2WmHyiC7SKYs3bdAIg5UeiD9oF245gK/wvlYTIL9KDo
+jjzReK3SWnD2Fhh6fnJ/tDhSScT0doFmJv5HAIbL3n0ipVsMqfIFpB5lndFDFCGt
+IIlTG2ijQpWU5ktSrxHjBeNKthHJ5CSm6m2XLSf5M1X0+HPakR0rQQ7syNEzXEFa
+dwIDAQAB
+-----END PUBLIC KEY-----
+"""
 
 
 def authenticate(
@@ -87,6 +99,7 @@ def _bearer(token: str, apps: ApplicationRepository, now: datetime) -> Applicati
         raise Unauthorized(BAD_TOKEN)
     application = apps.get(application_id)
     if application is None:
+        _verified_claims(token, _DUMMY_PUBLIC_KEY)  # raises BAD_TOKEN, as late as a bad signature
         raise Unauthorized(BAD_TOKEN)
     verified = _verified_claims(token, application.public_key_pem)
     _check_times(verified, now)

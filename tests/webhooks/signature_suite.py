@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -33,3 +33,18 @@ class SignatureCase:
     #: The credentials key holding the webhook secret, removed for the "not configured" attack.
     secret_key: str = ""
     kind: str = "status"
+
+
+@dataclass(frozen=True)
+class SignatureTarget:
+    """How to create, through the API, a dispatch whose first message is the very message a
+    case's `body` reports on, so a refused webhook can be shown to leave it as it was (and the
+    accepted one to change it: otherwise "unchanged" would prove nothing)."""
+
+    #: A `POST /v0.1/dispatch` body whose first message goes over the case's provider.
+    dispatch: Mapping[str, Any]
+    #: Makes the provider's send answer with the message id the case's body names: scripts the
+    #: HTTP session, or patches what the provider calls (monkeypatch), before the stack is built.
+    script: Callable[[Any, Any], None]
+    #: Credentials the send needs on top of the case's (e.g. a real private key).
+    credentials: Mapping[str, str] = field(default_factory=dict)
