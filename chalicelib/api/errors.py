@@ -81,6 +81,20 @@ class UnsupportedMediaType(ApiError):
     status, slug, title = 415, "content-type-header", "Unsupported media type"
 
 
+class StagedOutage(ApiError):
+    """The sandbox sink playing a receiver that is down: the caller staged this status with
+    `POST /sandbox/callbacks/outage`. A problem like any other answer, so every status it may
+    take (400 to 599) has one documented body."""
+
+    slug, title = "sandbox-outage", "Staged outage"
+
+    def __init__(self, status: int):
+        super().__init__(
+            "The sink is playing a receiver that is down, as staged with POST /sandbox/callbacks/outage."
+        )
+        self.status = status
+
+
 def problem_response(error: ApiError, instance: str | None = None) -> Response:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + error.slug,

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from chalicelib.adapters.callback_signing import verify
 from chalicelib.api.auth import authenticate
 from chalicelib.api.body import decode_json_body
-from chalicelib.api.errors import NotFound, RequestInvalid
+from chalicelib.api.errors import NotFound, RequestInvalid, StagedOutage
 from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
 from chalicelib.api.schemas import SandboxOutageRequest, SandboxStatusRequest
 from chalicelib.bootstrap import Services, get_services
@@ -56,7 +56,7 @@ def receive_callback() -> Response:
         return Response(body="", status_code=204)
     down = services.sink.outage_status(owner, services.clock.now())
     if down is not None:
-        return Response(body="", status_code=down, headers={"Content-Type": "text/plain"})
+        raise StagedOutage(down)
     valid = _signature_valid(services, request.headers.get("authorization"), raw, owner)
     services.sink.store(uuid, services.clock.now(), valid, body)
     return Response(body="", status_code=204)

@@ -215,5 +215,5 @@ class SandboxOutageRequest(RequestModel):
     and what it answers meanwhile: 503 (retried) by default; 410, say, to see a callback go
     straight to the dead letters."""
 
-    seconds: int = Field(ge=1, le=3600)
-    status: int = Field(default=503, ge=400, le=599)
+    seconds: JsonInt = Field(ge=1, le=3600)
+    status: JsonInt = Field(default=503, ge=400, le=599)

@@ -320,3 +320,30 @@ def test_a_dispatch_too_large_to_store_is_413(stack, monkeypatch):
     monkeypatch.setattr(stack.services.dispatches, "create", too_large)
     response = stack.post("/v0.1/dispatch", MESSENGER_TO_SMS)
     assert response.status_code == 413 and response.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("status", [503, 500, 410, 400])
+def test_a_staged_outage_refuses_callbacks_with_a_documented_problem(stack, status):
+    # Found by fuzzing: the sink answered a staged outage with an empty text/plain body, under
+    # a status its document did not list.
+    from chalicelib.api.views import Problem
+
+    assert stack.post("/sandbox/callbacks/outage", {"seconds": 60, "status": status}).status_code == 202
+    dispatch_uuid = create(stack)
+    [(_, body, headers)] = stack.session.posts
+    answer = stack.client.http.post("/sandbox/callbacks", headers=headers, body=body)
+    assert answer.status_code == status
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    problem = Problem.model_validate(answer.json_body)
+    assert problem.type == "urn:dispatch:problem:sandbox-outage"
+    assert received(stack, dispatch_uuid) == []
+
+
+@pytest.mark.parametrize("body", [{"seconds": True}, {"seconds": "60"}, {"seconds": 60, "status": "503"}])
+def test_an_outage_takes_only_json_integers(stack, body):
+    # Found by fuzzing: `{"seconds": true}` staged a one-second outage, though the document
+    # says integer.
+    answer = stack.post("/sandbox/callbacks/outage", body)
+    assert answer.status_code == 400
+    assert answer.json_body["type"] == "urn:dispatch:problem:invalid-params"
+    assert stack.services.sink.outage_status(stack.demo.application_id, stack.clock.now()) is None

@@ -356,3 +356,33 @@ def test_response_drift_is_refused_by_both(
 ) -> None:
     assert not pydantic_accepts(model, instance)
     assert not json_schema_accepts(model.__name__, instance)
+
+
+def test_every_status_a_staged_outage_can_answer_is_documented_on_the_sink_as_a_problem() -> None:
+    bounds = schemas.SandboxOutageRequest.model_json_schema()["properties"]["status"]
+    responses = DOC["paths"]["/sandbox/callbacks"]["post"]["responses"]
+    for status in range(bounds["minimum"], bounds["maximum"] + 1):
+        documented = responses.get(str(status)) or responses.get(f"{status // 100}XX")
+        assert documented is not None, status
+        content = DOC["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]["content"]
+        assert list(content) == ["application/problem+json"], status
+        assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"seconds": 60},
+        {"seconds": 60, "status": 410},
+        {"seconds": 60.0},
+        {"seconds": True},  # found by fuzzing: pydantic's lax int took it as 1
+        {"seconds": "60"},
+        {"seconds": 60, "status": "503"},
+        {"seconds": 60, "status": False},
+        {"seconds": 0},
+        {"seconds": 60, "status": 600},
+    ],
+)
+def test_outage_schema_accepts_exactly_what_the_model_accepts(body: Any) -> None:
+    expected = pydantic_accepts(schemas.SandboxOutageRequest, body)
+    assert json_schema_accepts("SandboxOutageRequest", body) is expected
