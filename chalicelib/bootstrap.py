@@ -86,6 +86,7 @@ def build_services(
     from chalicelib.adapters.dynamodb_applications import DynamoApplicationRepository
     from chalicelib.adapters.dynamodb_callbacks import DynamoCallbackStore
     from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository
+    from chalicelib.adapters.dynamodb_sweep_marks import DynamoSweepMarks
     from chalicelib.adapters.provider_credentials import ProviderCredentials
     from chalicelib.adapters.secrets import SecretsManagerStore
     from chalicelib.api.validation import Carried
@@ -163,6 +164,7 @@ def build_services(
             lookback_minutes=settings.sweep_lookback_minutes,
             recent_minutes=settings.sweep_recent_minutes,
             full_every_minutes=settings.sweep_full_every_minutes,
+            marks=DynamoSweepMarks(dynamodb, settings.table_name),
             callback_store=callback_store,
             callback_queue=queue,
         ),

@@ -134,3 +134,17 @@ class InMemoryDispatchRepository:
             if existing is not None and existing.dispatch_uuid != dispatch_uuid:
                 raise ValueError("a provider message id is already recorded for another dispatch")
         return checked
+
+
+class InMemorySweepMarks:
+    """The SweepMarks port in memory; shares its contract tests with DynamoDB."""
+
+    def __init__(self) -> None:
+        self._swept_to: datetime | None = None
+
+    def swept_to(self) -> datetime | None:
+        return self._swept_to
+
+    def mark_swept(self, cutoff: datetime) -> None:
+        if self._swept_to is None or self._swept_to < cutoff:
+            self._swept_to = cutoff

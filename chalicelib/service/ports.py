@@ -82,6 +82,16 @@ class DispatchRepository(Protocol):
         May lag the latest writes (an eventually consistent index)."""
 
 
+class SweepMarks(Protocol):
+    """How far the scheduled sweeps have got: the cutoff of the last run that finished cleanly."""
+
+    def swept_to(self) -> datetime | None:
+        """The latest cutoff marked; None before any run finished."""
+
+    def mark_swept(self, cutoff: datetime) -> None:
+        """Record `cutoff`, unless a later one is already recorded."""
+
+
 class ApplicationLookup(Protocol):
     def get(self, application_id: str) -> Application | None: ...
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -17,6 +18,7 @@ from chalicelib.domain.model import (
 )
 from chalicelib.service.ports import ProviderError
 from chalicelib.service.sweeper import Sweeper, SweepResult
+from tests.fake_repository import InMemorySweepMarks
 from tests.service_harness import Harness
 
 GRACE = 90
@@ -183,49 +185,102 @@ def test_it_logs_a_summary_only_when_it_found_something(h, sweeper, caplog):
     assert (summary.found, summary.redriven, summary.failed) == (1, 1, 0)
 
 
-# --- short runs, and a full look-back every 15 minutes ----------------------------------------
+# --- short runs from the last clean run's mark, and a full look-back every 15 minutes ---------
 
 
 @pytest.fixture
-def tiered(h: Harness) -> Sweeper:
+def marks() -> InMemorySweepMarks:
+    return InMemorySweepMarks()
+
+
+@pytest.fixture
+def tiered(h: Harness, marks: InMemorySweepMarks) -> Sweeper:
     return Sweeper(
         h.repo, h.service, h.clock, grace_seconds=GRACE, lookback_minutes=LOOKBACK_MINUTES,
-        recent_minutes=3, full_every_minutes=15,
+        marks=marks, recent_minutes=3, full_every_minutes=15,
     )
 
 
 def at_minute_of_hour(h: Harness, minute: int) -> None:
-    """Move the clock forward to the next time whose minute of the hour is `minute`."""
+    """Move the clock forward to the next time whose minute of the hour is `minute` (:30 s)."""
     now = h.clock.now()
     h.clock.advance(((minute - now.minute) % 60) * 60 - now.second - now.microsecond / 1e6 + 30)
 
 
-def test_a_short_run_finds_a_check_lost_within_its_recent_minutes(h, tiered):
+def cutoff(h: Harness) -> datetime:
+    return h.clock.now() - timedelta(seconds=GRACE)
+
+
+def test_a_run_that_finishes_marks_its_cutoff_and_the_next_starts_there(h, tiered, marks):
     h.service.create(h.app, whatsapp_then_sms(expiry=600))
     lose_timers(h)
-    h.clock.advance(600 + GRACE + 60)
-    if h.clock.now().minute % 15 == 0:
-        h.clock.advance(60)  # a short run, not a full one
+    at_minute_of_hour(h, 1)
+    assert tiered.sweep() == NOTHING
+    assert marks.swept_to() == cutoff(h)
 
+    at_minute_of_hour(h, 17)  # due at :10, overdue since :11:30; the runs :02 to :16 never came
     assert tiered.sweep().redriven == 1
     assert sent_steps(h) == [0, 1]
 
 
-def test_a_check_lost_longer_ago_than_the_recent_minutes_waits_for_the_next_full_run(h, tiered):
+def test_minutes_a_dead_run_skipped_are_covered_by_the_next_one(h, tiered, marks):
     h.service.create(h.app, whatsapp_then_sms(expiry=600))
     lose_timers(h)
-    at_minute_of_hour(h, 20)  # due at :10, overdue since :11:30: missed by the runs till :14
+    at_minute_of_hour(h, 8)
+    tiered.sweep()
+    at_minute_of_hour(h, 20)  # the runs from :09 died before they finished: no mark
+
+    assert tiered.sweep().redriven == 1
+    assert marks.swept_to() == cutoff(h)
+
+
+def test_a_check_that_raised_keeps_the_mark_so_the_next_run_tries_it_again(h, tiered, marks, monkeypatch):
+    uuid = h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+    at_minute_of_hour(h, 8)
+    tiered.sweep()
+    before = marks.swept_to()
+    at_minute_of_hour(h, 16)
+    real_check = h.service.check
+
+    def broken(dispatch_uuid, step_index):
+        raise RuntimeError("DynamoDB throttled")
+
+    monkeypatch.setattr(h.service, "check", broken)
+    assert tiered.sweep().failed == 1
+    assert marks.swept_to() == before
+
+    monkeypatch.setattr(h.service, "check", real_check)
+    at_minute_of_hour(h, 20)  # a mark moved to :14:30 would start this run after :10
+    assert tiered.sweep().redriven == 1
+    assert h.dispatch(uuid).current == 1
+
+
+def test_before_any_run_finished_a_run_looks_back_the_whole_way(h, tiered):
+    h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+    at_minute_of_hour(h, 52)
+
+    assert tiered.sweep().redriven == 1
+
+
+def test_a_full_run_finds_what_short_runs_after_a_clean_mark_cannot(h, tiered, marks):
+    h.service.create(h.app, whatsapp_then_sms(expiry=600))
+    lose_timers(h)
+    at_minute_of_hour(h, 20)
+    marks.mark_swept(cutoff(h) - timedelta(seconds=30))  # a run that missed it: the index lagged
 
     assert tiered.sweep() == NOTHING
     at_minute_of_hour(h, 30)
     assert tiered.sweep().redriven == 1
-    assert sent_steps(h) == [0, 1]
 
 
-def test_a_look_back_given_by_hand_is_used_whatever_the_minute(h, tiered):
+def test_a_look_back_given_by_hand_neither_reads_nor_moves_the_mark(h, tiered, marks):
     h.service.create(h.app, whatsapp_then_sms(expiry=600))
     lose_timers(h)
     h.clock.advance(600 + GRACE + 30 * 60)
     at_minute_of_hour(h, 7)
+    marks.mark_swept(cutoff(h))
 
     assert tiered.sweep(lookback_minutes=LOOKBACK_MINUTES).redriven == 1
+    assert marks.swept_to() == cutoff(h)
