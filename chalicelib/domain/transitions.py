@@ -186,11 +186,14 @@ def _superseding(before: Dispatch, decision: Decision, now: datetime) -> Decisio
     nothing to do. The cancel goes last so it never delays a send.
     """
     pending = pending_check(before)
+    after = pending_check(decision.dispatch)
     if (
         not decision.changed
         or pending is None
         or pending.at <= now
-        or pending_check(decision.dispatch) == pending
+        # A timer holds one check per step and time, whatever it is for: cancelling this one
+        # would cancel the check just scheduled in its place (a guard and a deadline that agree).
+        or (after is not None and (after.step_index, after.at) == (pending.step_index, pending.at))
     ):
         return decision
     return replace(decision, actions=decision.actions + (pending,))

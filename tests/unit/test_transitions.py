@@ -121,6 +121,16 @@ def test_accepted_send_waits_for_the_condition_until_the_deadline():
     assert decision.actions[2:] == (guard_cancel(0, T0),)
 
 
+def test_a_deadline_that_falls_on_the_guards_time_is_not_cancelled_with_the_guard():
+    # The timer holds one check per step and time: cancelling the guard would cancel the deadline.
+    d = t.start(UUID, "app", [spec(expiry=POLICY.send_guard_seconds), sms_last()], T0, POLICY).dispatch
+    decision = t.on_send_result(d, 0, SendAccepted("fake", "p-0"), T0, POLICY)
+
+    deadline = T0 + timedelta(seconds=POLICY.send_guard_seconds)
+    assert decision.actions[0] == ScheduleCheck(0, deadline)
+    assert not any(isinstance(action, CancelCheck) for action in decision.actions)
+
+
 def test_the_last_message_report_limit_is_a_backstop_unless_it_has_its_own_expiry():
     policy = POLICY
     d = t.start(UUID, "app", [spec(), sms_last()], T0, policy).dispatch
