@@ -187,11 +187,10 @@ class SimTimer:
             return  # never set, so nothing to cancel
         checks = self.pending.pop((dispatch_uuid, step_index, world.us(at)), [])
         if any(kind != backstop for kind, _ in checks):
-            # The superseded check and another share (step, due time): a send guard and a
-            # deadline of the same length, with an instantaneous send. A check is named by
-            # (step, due time), so the local timer drops both as well; the sweeper then runs the
-            # deadline, late.
-            world.count("cancels that also dropped another check due at the same time")
+            # A send guard and a deadline of the same length share (step, due time) when the send
+            # takes no time. The service then keeps that one check rather than cancel the guard
+            # (the local timer would drop both); a later cancel of the deadline drops both here.
+            world.count("cancels of a check that shared its step and time with a guard")
         events = [event for _, fired in checks for event in fired]
         if events and rec.rng.random() < world.rates.cancel_lost:
             world.note(rec, "cancel_lost", f"step {step_index}")
