@@ -209,9 +209,11 @@ def _start_moto() -> Any:
         os.environ.pop(name, None)
     mock = mock_aws()
     mock.start()
-    from moto_transactions import install_item_backups  # a sibling, like sqs_event_source
+    import moto_shims  # a sibling, like sqs_event_source
 
-    install_item_backups()
+    moto_shims.install_item_backups()
+    moto_shims.install_partition_queries()
+    moto_shims.install_direct_retention()
 
     app = DomainDispatcherApplication(create_backend_app)
 
