@@ -7,7 +7,7 @@ PORT   ?= 8000
 STAGE  ?= prod
 STACK  ?= dispatch-$(STAGE)
 
-.PHONY: run test install openapi admin package deploy clean
+.PHONY: run test install openapi admin package deploy bench campaign fuzz clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
@@ -27,6 +27,17 @@ test: install  ## Lint and type-check, then run every test.
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2
+
+bench: install  ## Print every figure of docs/benchmarks.md; QUICK=1 for a smoke run, ONLY=calls,cost for some.
+	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
+
+COUNT ?= 10000
+campaign: install  ## Seeded fault campaign over the real service code; COUNT=... SEED=... to vary it.
+	$(BIN)/python -m tests.campaign --count $(COUNT) $(if $(SEED),--seed $(SEED))
+
+REQUESTS ?= 1000
+fuzz: install  ## schemathesis against a local stack it starts: REQUESTS generated requests.
+	$(BIN)/python scripts/fuzz.py --requests $(REQUESTS)
 
 openapi: install  ## Regenerate the OpenAPI component schemas from the pydantic models.
 	$(BIN)/python scripts/gen_openapi.py
