@@ -214,6 +214,8 @@ def _start_moto() -> Any:
     moto_shims.install_item_backups()
     moto_shims.install_partition_queries()
     moto_shims.install_direct_retention()
+    moto_shims.install_plain_attribute_values()
+    moto_shims.install_queue_counts()
 
     app = DomainDispatcherApplication(create_backend_app)
 

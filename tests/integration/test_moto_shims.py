@@ -8,7 +8,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from moto_shims import install_item_backups, install_partition_queries
+from moto_shims import (
+    install_item_backups,
+    install_partition_queries,
+    install_plain_attribute_values,
+    install_queue_counts,
+)
 
 
 @pytest.fixture
@@ -103,3 +108,94 @@ def test_queries_give_the_same_pages_reading_only_what_they_need(ddb_client, tab
 
     assert after == before
     assert sum(len(page) for page in after[0]) == 10 and sum(len(page) for page in after[1]) == 9
+
+
+EVERY_TYPE = {
+    "s": {"S": "text é"},
+    "n": {"N": "-12.5"},
+    "b": {"B": b"\x00\xffbytes"},
+    "bool": {"BOOL": False},
+    "null": {"NULL": True},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "bs": {"BS": [b"\x01", b"\x02"]},
+    "l": {"L": [{"S": "x"}, {"N": "3"}, {"B": b"\x03"}, {"L": []}, {"M": {"k": {"BOOL": True}}}]},
+    "m": {"M": {"inner": {"M": {"b": {"B": b"\x04"}, "ns": {"NS": ["7"]}}}, "empty": {"M": {}}}},
+}
+
+
+def test_items_of_every_attribute_type_read_back_the_same_without_walking_their_shape(ddb_client, table_name):
+    from moto.core.serialize import BaseJSONSerializer
+
+    key = {"pk": {"S": "typed"}, "sk": {"S": "X"}}
+    ddb_client.put_item(TableName=table_name, Item={**key, **EVERY_TYPE})
+
+    def answers():
+        update = {"UpdateExpression": "SET s = :s", "ExpressionAttributeValues": {":s": {"S": "text é"}}}
+        query = {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "typed"}}}
+        found = [
+            ddb_client.get_item(TableName=table_name, Key=key)["Item"],
+            ddb_client.query(TableName=table_name, **query)["Items"],
+            ddb_client.scan(TableName=table_name)["Items"],
+            ddb_client.transact_get_items(TransactItems=[{"Get": {"TableName": table_name, "Key": key}}])[
+                "Responses"
+            ],
+            ddb_client.update_item(TableName=table_name, Key=key, ReturnValues="ALL_NEW", **update)["Attributes"],
+        ]
+        return found
+
+    before = answers()
+    walked = []
+    picked = BaseJSONSerializer.get_value
+
+    def recording(self, value, key, shape):
+        walked.append(getattr(getattr(shape, "parent", None), "name", None))
+        return picked(self, value, key, shape)
+
+    install_plain_attribute_values()
+    BaseJSONSerializer.get_value = recording
+    try:
+        after = answers()
+    finally:
+        BaseJSONSerializer.get_value = picked
+        BaseJSONSerializer._serialize_type_structure = BaseJSONSerializer._serialize_type_structure.__wrapped__
+
+    assert after == before
+    assert before[0] == {**key, **EVERY_TYPE}
+    assert walked and "AttributeValue" not in walked
+
+
+COUNTS = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+def test_queue_counts_and_receives_are_the_same_with_the_clock_read_once(aws):
+    import boto3
+    from moto.sqs.models import Queue
+
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+
+    def fill(name):
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        for n in range(6):
+            sqs.send_message(QueueUrl=url, MessageBody=f"ready {n}")
+        for n in range(2):
+            sqs.send_message(QueueUrl=url, MessageBody=f"later {n}", DelaySeconds=600)
+        taken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=600)["Messages"]
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=COUNTS)["Attributes"]
+        rest = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        return len(taken), counts, sorted(m["Body"] for m in rest)
+
+    before = fill("before")
+    install_queue_counts()
+    try:
+        after = fill("after")
+    finally:
+        for name, original in Queue._counts_before_shim.items():
+            setattr(Queue, name, original)
+
+    assert after == before
+    assert before[1] == dict(zip(COUNTS, ["3", "3", "2"]))

@@ -214,6 +214,21 @@ def test_the_request_is_authorised_by_a_fresh_rs256_application_token():
     assert len(claims["jti"]) == 36
 
 
+def test_a_rotated_private_key_signs_from_its_first_request():
+    session = accepted()
+    rotated_private, rotated_public = generate_key_pair()
+
+    provider(session).send("d", step(REQUESTS[0][1]))
+    provider(session, private_key=rotated_private).send("d", step(REQUESTS[0][1]))
+
+    first, second = (c.headers["Authorization"][7:] for c in session.calls)
+    options = {"verify_exp": False, "verify_iat": False}
+    assert jwt.decode(first, PUBLIC_KEY, algorithms=["RS256"], options=options)["application_id"] == APPLICATION_ID
+    assert jwt.decode(second, rotated_public, algorithms=["RS256"], options=options)
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(second, PUBLIC_KEY, algorithms=["RS256"], options=options)
+
+
 def test_each_request_gets_its_own_jti():
     session = accepted()
     vonage_provider = provider(session)

@@ -18,6 +18,7 @@ import hmac
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -43,10 +44,18 @@ def application_token(application_id: str, private_key: str, now: datetime) -> s
         "exp": iat + TOKEN_LIFETIME_SECONDS,
     }
     try:
-        return jwt.encode(claims, private_key, algorithm="RS256", headers={"typ": "JWT"})
+        return jwt.encode(claims, _signing_key(private_key), algorithm="RS256", headers={"typ": "JWT"})
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         # The library's message could quote part of the key: say only what kind of failure.
         raise ValueError(f"private_key is not a usable RS256 key ({type(exc).__name__})") from None
+
+
+@lru_cache(maxsize=8)
+def _signing_key(private_key: str) -> Any:
+    """The PEM parsed once per key: parsing and checking an RSA key costs far more than the
+    signature, and a warm Lambda sends with the same key again and again. A rotated key is a new
+    string, so it is parsed on its first use."""
+    return jwt.algorithms.RSAAlgorithm(jwt.algorithms.RSAAlgorithm.SHA256).prepare_key(private_key)
 
 
 def verify_webhook(headers: Mapping[str, str], body: bytes, secret: str | None, now: datetime) -> None:
