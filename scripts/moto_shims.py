@@ -111,8 +111,18 @@ def install_queue_counts() -> None:
     from moto.core.utils import unix_time_millis
     from moto.sqs.models import Queue
 
-    if getattr(Queue.messages.fget, "_one_clock_read", False):
+    if getattr(getattr(Queue.messages, "fget", None), "_one_clock_read", False):
         return
+
+    # As moto's Message.visible and Message.delayed, with `now` read once.
+    def receivable(messages: list[Any], now: float) -> list[Any]:
+        return [m for m in messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delayed(messages: list[Any], now: float) -> int:
+        return sum(now < m.delayed_until for m in messages)
+
+    def in_flight(messages: list[Any], now: float) -> int:
+        return sum(not now > m.visible_at for m in messages)
 
     def counted(select: Any) -> property:
         def count(self: Any) -> Any:
@@ -121,15 +131,14 @@ def install_queue_counts() -> None:
         count._one_clock_read = True  # type: ignore[attr-defined]
         return property(count)
 
-    # As moto's Message.visible and Message.delayed, with `now` read once.
-    originals = {
-        name: getattr(Queue, name)
-        for name in ("messages", "approximate_number_of_messages_delayed", "approximate_number_of_messages_not_visible")
+    replaced = {
+        "messages": receivable,
+        "approximate_number_of_messages_delayed": delayed,
+        "approximate_number_of_messages_not_visible": in_flight,
     }
-    Queue.messages = counted(lambda ms, now: [m for m in ms if now > m.visible_at and not now < m.delayed_until])
-    Queue.approximate_number_of_messages_delayed = counted(lambda ms, now: sum(now < m.delayed_until for m in ms))
-    Queue.approximate_number_of_messages_not_visible = counted(lambda ms, now: sum(not now > m.visible_at for m in ms))
-    Queue._counts_before_shim = originals
+    Queue._counts_before_shim = {name: getattr(Queue, name) for name in replaced}  # type: ignore[attr-defined]
+    for name, select in replaced.items():
+        setattr(Queue, name, counted(select))
 
 
 def install_plain_attribute_values() -> None:

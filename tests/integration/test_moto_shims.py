@@ -198,4 +198,4 @@ def test_queue_counts_and_receives_are_the_same_with_the_clock_read_once(aws):
             setattr(Queue, name, original)
 
     assert after == before
-    assert before[1] == dict(zip(COUNTS, ["3", "3", "2"]))
+    assert before[1] == dict(zip(COUNTS, ["3", "3", "2"], strict=True))
