@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 #: Routes take any content type and check it themselves, so a wrong one gets a problem+json 415
 #: instead of the framework's own error body.
 ANY_CONTENT_TYPE = ["*/*"]
+#: Compact JSON; one encoder for every response, where `json.dumps` with separators would build
+#: a new one each time.
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def problem_errors(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -49,7 +52,7 @@ def problem_errors(view: Callable[..., Response]) -> Callable[..., Response]:
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        body=json.dumps(body, separators=(",", ":")),
+        body=_JSON.encode(body),
         status_code=status,
         headers={"Content-Type": "application/json", **(headers or {})},
     )

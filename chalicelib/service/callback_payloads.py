@@ -20,11 +20,13 @@ def iso(dt: datetime) -> str:
 
     Naive datetimes are refused: guessing their zone would silently shift timestamps.
     """
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError("iso() needs a timezone-aware datetime")
-    utc = dt.astimezone(timezone.utc)
-    # Truncate rather than round so .9995 never rolls over into the next second.
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    if dt.tzinfo is not timezone.utc:  # the service's own times are; checking it first is cheap
+        if dt.tzinfo is None or dt.utcoffset() is None:
+            raise ValueError("iso() needs a timezone-aware datetime")
+        dt = dt.astimezone(timezone.utc)
+    # isoformat truncates to the millisecond rather than rounding, so .9995 never rolls over into
+    # the next second; it ends "+00:00", written "Z" here.
+    return dt.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def dispatch_href(dispatch_uuid: str) -> str:

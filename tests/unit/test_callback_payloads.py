@@ -67,6 +67,16 @@ def test_iso_converts_other_zones_to_utc_and_truncates():
     assert iso(dt) == "2026-01-01T00:00:00.999Z"
 
 
+def test_iso_truncates_utc_times_too():
+    assert iso(datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)) == "2026-12-31T23:59:59.999Z"
+
+
+def test_iso_writes_any_zero_offset_zone_as_z():
+    named = timezone(timedelta(0), "GMT")
+    assert named is not timezone.utc
+    assert iso(datetime(2026, 7, 1, 12, 0, 0, 5000, tzinfo=named)) == "2026-07-01T12:00:00.005Z"
+
+
 def test_iso_pads_zero_milliseconds():
     assert iso(T0.replace(microsecond=0)) == "2026-11-24T06:22:36.000Z"
 
