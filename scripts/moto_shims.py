@@ -10,8 +10,9 @@ local stack serves every emulated call under one lock and a failover check waits
   filters them. Here a table Query reads its one partition and an index Query the items unsorted
   (both are sorted afterwards, as before) (`install_partition_queries`).
 - DynamoDB answers: moto's generic serialiser walks the AttributeValue shape, all ten of its
-  members, for every attribute of every item it returns, about 9 ms for a 2.7 KB item. Here an
-  attribute value already in its wire form is written as it is (`install_plain_attribute_values`).
+  members, for every attribute of every item it returns: 5 of a GetItem's 8 ms for a 2.7 KB
+  item. Here an attribute value already in its wire form is written as it is
+  (`install_plain_attribute_values`).
 - SQS: moto reads all of a queue's attributes, message counts included, to check each message's
   retention, so a send or receive costs the square of the queue's length. Here the retention is
   read directly (`install_direct_retention`); and a queue's message counts, which every send
