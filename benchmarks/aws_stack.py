@@ -29,6 +29,7 @@ from unittest import mock
 import jwt
 
 from benchmarks.aws_counts import CallRecorder, OperationCalls
+from benchmarks.bodies import TWO_STEPS
 from chalicelib.service.message_hints import reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,24 +42,6 @@ STATUS_URL = "https://app.example/dispatch/status"
 VONAGE_SIGNATURE_SECRET = "bench-vonage-signature-secret-0123456789"
 #: The Lambda functions of app.py, by the name cost.py prices them under.
 API, CHECK, DELIVER, SWEEP = "api_handler", "failover_check", "deliver_callbacks", "sweep_overdue"
-
-#: WhatsApp first (delivered within 600 s, or fail over), then SMS.
-TWO_STEPS: dict[str, Any] = {
-    "template": "failover",
-    "workflow": [
-        {
-            "from": {"type": "whatsapp", "number": "447700900001"},
-            "to": {"type": "whatsapp", "number": "447911123456"},
-            "message": {"content": {"type": "text", "text": "Your parcel arrives today"}},
-            "failover": {"expiry_time": 600, "condition_status": "delivered"},
-        },
-        {
-            "from": {"type": "sms", "number": "447700900001"},
-            "to": {"type": "sms", "number": "447911123456"},
-            "message": {"content": {"type": "text", "text": "Your parcel arrives today"}},
-        },
-    ],
-}
 
 
 @dataclass

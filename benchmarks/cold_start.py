@@ -75,7 +75,7 @@ def cold_starts(samples: int) -> list[Figure]:
     import json
     import statistics
 
-    from benchmarks.overhead import TWO_STEPS
+    from benchmarks.bodies import TWO_STEPS
     from benchmarks.report import Figure
 
     with _EmulatedAws() as environ:

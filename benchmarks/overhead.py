@@ -37,6 +37,7 @@ from typing import Any
 from chalice.test import Client
 
 from benchmarks import bare_app
+from benchmarks.bodies import TWO_STEPS
 from benchmarks.in_memory import InMemoryStack, in_memory_services, installed
 from benchmarks.report import Figure, at_most
 
@@ -47,24 +48,6 @@ RATIO_TARGET = 1.5
 WARM_UP = 50
 PROFILED = 300
 
-#: WhatsApp first (delivered within 600 s, or fail over), then SMS: two numbers per message,
-#: so validation checks four phone numbers, as a typical dispatch makes it.
-TWO_STEPS: dict[str, Any] = {
-    "template": "failover",
-    "workflow": [
-        {
-            "from": {"type": "whatsapp", "number": "447700900001"},
-            "to": {"type": "whatsapp", "number": "447911123456"},
-            "message": {"content": {"type": "text", "text": "Your parcel arrives today"}},
-            "failover": {"expiry_time": 600, "condition_status": "delivered"},
-        },
-        {
-            "from": {"type": "sms", "number": "447700900001"},
-            "to": {"type": "sms", "number": "447911123456"},
-            "message": {"content": {"type": "text", "text": "Your parcel arrives today"}},
-        },
-    ],
-}
 
 Request = Callable[[], Any]
 
