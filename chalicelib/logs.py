@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
@@ -24,9 +25,22 @@ def configure_logging() -> None:
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(LambdaPowertoolsFormatter(service="dispatch"))
+    handler.setFormatter(json_formatter())
     root.addHandler(handler)
     root.setLevel(os.environ.get("DISPATCH_LOG_LEVEL", "INFO").upper())
     for name in _CHATTY_LIBRARIES:
         library = logging.getLogger(name)
         library.setLevel(max(library.getEffectiveLevel(), logging.INFO))
+
+
+def json_formatter() -> LambdaPowertoolsFormatter:
+    """Powertools' JSON lines, with each message kept as the text it is.
+
+    By default the formatter tries to parse every message as JSON and, if it parses, logs the
+    result as an object: a cost on every line (our messages are fixed phrases) and a way for a
+    message that happens to hold JSON to pose as structured fields."""
+    return LambdaPowertoolsFormatter(service="dispatch", json_deserializer=_as_text)
+
+
+def _as_text(message: Any) -> Any:
+    return message
