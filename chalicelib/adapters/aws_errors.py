@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+#: A write's condition failed: the code of a single write's error...
+CONDITION_FAILED = "ConditionalCheckFailedException"
+#: ...and of one write's reason in a cancelled transaction (no "Exception" suffix there).
+TRANSACTION_CONDITION_FAILED = "ConditionalCheckFailed"
+
 
 def error_code(error: ClientError) -> str:
     """The service's error code, e.g. "ConditionalCheckFailedException"; "" if absent."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.aws_errors import error_code
+from chalicelib.adapters.aws_errors import TRANSACTION_CONDITION_FAILED, error_code
 from chalicelib.adapters.dynamodb_table import key
 from chalicelib.domain.application import Application
 from chalicelib.service.applications import ApplicationNotFound
@@ -70,7 +70,7 @@ def _is_condition_failure(error: ClientError) -> bool:
     if error_code(error) != "TransactionCanceledException":
         return False
     reasons = error.response.get("CancellationReasons", [])
-    return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+    return any(r.get("Code") == TRANSACTION_CONDITION_FAILED for r in reasons)
 
 
 class DynamoApplicationRepository:

@@ -38,7 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.aws_errors import error_code
+from chalicelib.adapters.aws_errors import CONDITION_FAILED, error_code
 from chalicelib.adapters.dispatch_codec import format_time, parse_time
 from chalicelib.adapters.dynamodb_dispatches import (
     RELAY_IN_MINUTE,
@@ -64,7 +64,6 @@ STREAM_SK = "STREAM"
 RETRY_BUCKET = "retry#"
 #: The attributes of a `dead` index LastEvaluatedKey, which is all a cursor may hold.
 _CURSOR_KEYS = frozenset({"pk", "sk", DEAD_APP_ATTRIBUTE, DEAD_AT_ATTRIBUTE})
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 #: Every attribute a stream update names, through placeholders (so no reserved word can bite).
 _STREAM_NAMES = {
@@ -133,7 +132,7 @@ class DynamoCallbackStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if error_code(exc) == _CONDITION_FAILED:
+            if error_code(exc) == CONDITION_FAILED:
                 return None  # another drain holds it
             raise
         stream = response["Attributes"]
@@ -182,7 +181,7 @@ class DynamoCallbackStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if error_code(exc) != _CONDITION_FAILED:
+            if error_code(exc) != CONDITION_FAILED:
                 raise
 
     def request_replay(self, dispatch_uuid: str, at: datetime) -> None:

@@ -47,7 +47,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import dispatch_codec
-from chalicelib.adapters.aws_errors import error_code, error_message
+from chalicelib.adapters.aws_errors import (
+    CONDITION_FAILED,
+    TRANSACTION_CONDITION_FAILED,
+    error_code,
+    error_message,
+)
 from chalicelib.adapters.dynamodb_table import (
     DUE_AT_ATTRIBUTE,
     DUE_BACKSTOP_ATTRIBUTE,
@@ -70,11 +75,8 @@ RECIPIENT_PREFIX = "RCPT#"
 RECIPIENT_SK = "RCPT"
 #: `relay` index bucket prefix of a dispatch whose outbox holds callbacks not taken in yet.
 OUTBOX_BUCKET = "outbox#"
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 #: What each write of a save's transaction is, to read its cancellation reason.
 _REF, _RECIPIENT, _DISPATCH = "ref", "recipient", "dispatch"
-#: A transaction's cancellation reason for a failed condition (no "Exception" suffix there).
-_TX_CONDITION_FAILED = "ConditionalCheckFailed"
 
 _VERSION_MATCHES = {
     "ConditionExpression": "#v = :expected",
@@ -195,11 +197,11 @@ class DynamoDispatchRepository:
                     raise
                 reasons = _cancellation_codes(exc, len(writes))
             causes = {(kind, code) for (kind, _), code in zip(writes, reasons, strict=True) if code}
-            if (_REF, _TX_CONDITION_FAILED) in causes:
+            if (_REF, TRANSACTION_CONDITION_FAILED) in causes:
                 raise _ref_taken()
             if any(code == "ValidationException" for _, code in causes):
                 raise _too_large()
-            if causes == {(_RECIPIENT, _TX_CONDITION_FAILED)}:
+            if causes == {(_RECIPIENT, TRANSACTION_CONDITION_FAILED)}:
                 # A later send to the same person is recorded: it stays the latest.
                 writes = [w for w, code in zip(writes, reasons, strict=True) if not code]
                 continue
@@ -216,7 +218,7 @@ class DynamoDispatchRepository:
         try:
             self._client.put_item(**put)
         except ClientError as exc:
-            if error_code(exc) == _CONDITION_FAILED:
+            if error_code(exc) == CONDITION_FAILED:
                 raise on_condition() from exc
             if _too_large_item(exc):
                 raise _too_large() from exc
@@ -297,7 +299,7 @@ class DynamoDispatchRepository:
                 TableName=self._table, Key=key_of, ConditionExpression="#v = :expected", **update
             )
         except ClientError as exc:
-            if error_code(exc) != _CONDITION_FAILED:
+            if error_code(exc) != CONDITION_FAILED:
                 raise
             self._prune_after_a_save(key_of, drop)
 
@@ -316,7 +318,7 @@ class DynamoDispatchRepository:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if error_code(exc) != _CONDITION_FAILED:
+            if error_code(exc) != CONDITION_FAILED:
                 raise
             return  # no outbox (or no dispatch) any more: nothing to drop, no index keys
         self._reindex_outbox(key_of, response["Attributes"])
@@ -345,7 +347,7 @@ class DynamoDispatchRepository:
                 TableName=self._table, Key=key_of, ConditionExpression="#v = :expected", **update
             )
         except ClientError as exc:
-            if error_code(exc) != _CONDITION_FAILED:
+            if error_code(exc) != CONDITION_FAILED:
                 raise
 
     def find_recipient(self, provider: str, recipient: str) -> MessageRef | None:
@@ -385,7 +387,7 @@ class DynamoDispatchRepository:
         try:
             self._client.put_item(**put)
         except ClientError as exc:
-            if error_code(exc) != _CONDITION_FAILED:
+            if error_code(exc) != CONDITION_FAILED:
                 raise  # lost to a later send: that one is the latest, as it should be
 
     def _consistent_get(self, item_key: dict[str, dict[str, str]]) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters import dispatch_codec
-from chalicelib.adapters.aws_errors import error_code
+from chalicelib.adapters.aws_errors import CONDITION_FAILED, error_code
 from chalicelib.adapters.dynamodb_table import key
 
 _KEY = key("SWEEP#scheduled", "MARK")
@@ -37,5 +37,5 @@ class DynamoSweepMarks:
                 ExpressionAttributeValues={":c": value},
             )
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != CONDITION_FAILED:
                 raise  # a later run already marked further: that mark stands
