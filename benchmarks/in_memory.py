@@ -1,40 +1,43 @@
 """The whole service wired to in-memory adapters, for timing the application's own code.
 
-`chalicelib.bootstrap.Services` built from the fakes the tests use (repositories, callback store,
-recording timer and transport) and the real sandbox provider, so a request through
+`chalicelib.bootstrap.wire_services` over the fakes the tests use (repositories, callback store,
+sweep marks, recording timer and transport) and the real sandbox provider, so a request through
 `chalice.test.Client(app)` runs every line of the route, auth, validation, the state machine and
 the use case, and no AWS emulator's cost hides it. Install with `installed(...)`.
 
-The callback queue only keeps its nudges by default, as the API function on AWS only puts a
-message on SQS: delivery is another function's work. `drain_callbacks=True` delivers them in the
-same process instead (to the recording transport), as the `inline` delivery mode does.
+The callback queue only records its nudges, as the API function on AWS only puts a message on
+SQS: delivery is another function's work.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from chalicelib import bootstrap
-from chalicelib.adapters.application_cache import CachedApplications
 from chalicelib.adapters.clock import SystemClock
-from chalicelib.adapters.inline_callback_queue import InlineCallbackQueue
 from chalicelib.adapters.providers.sandbox import SandboxProvider
 from chalicelib.config import Settings
 from chalicelib.domain.model import Channel
 from chalicelib.service.applications import Credentials, create_application
-from chalicelib.service.callback_history import CallbackHistory
-from chalicelib.service.callback_relay import CallbackRelay
-from chalicelib.service.dispatches import DispatchService
 from chalicelib.service.ports import Clock
-from chalicelib.service.sweeper import Sweeper
-from chalicelib.service.webhooks import WebhookService
 from tests.fake_applications import InMemoryApplicationRepository, InMemorySecretStore
 from tests.fake_callbacks import InMemoryCallbackStore
-from tests.fake_repository import InMemoryDispatchRepository
+from tests.fake_repository import InMemoryDispatchRepository, InMemorySweepMarks
 from tests.fakes import RecordingCallbacks, RecordingTimer
 
 STATUS_URL = "https://app.example/dispatch/status"
+
+
+@dataclass
+class RecordedNudges:
+    """A callback queue that keeps each dispatch's earliest nudge and delivers nothing."""
+
+    pending: dict[str, datetime | None] = field(default_factory=dict)
+
+    def nudge(self, dispatch_uuid: str, at: datetime | None = None) -> None:
+        self.pending.setdefault(dispatch_uuid, at)
 
 
 @dataclass
@@ -44,11 +47,11 @@ class InMemoryStack:
     credentials: Credentials
     repository: InMemoryDispatchRepository
     timer: RecordingTimer
-    queue: InlineCallbackQueue
+    queue: RecordedNudges
     transport: RecordingCallbacks
 
 
-def in_memory_services(clock: Clock | None = None, *, drain_callbacks: bool = False) -> InMemoryStack:
+def in_memory_services(clock: Clock | None = None) -> InMemoryStack:
     """Services as `bootstrap.build_services` wires them, every adapter in memory, and one
     application (a real one: generated secret, hashed, RS256 key pair)."""
     clock = clock or SystemClock()
@@ -60,49 +63,22 @@ def in_memory_services(clock: Clock | None = None, *, drain_callbacks: bool = Fa
         applications, secrets, "bench", STATUS_URL, None, clock.now(), settings.secret_prefix
     )
     timer = RecordingTimer()
-    store = InMemoryCallbackStore()
+    queue = RecordedNudges()
     transport = RecordingCallbacks()
-    queue = InlineCallbackQueue(clock)
-    cached = CachedApplications(applications)
-    relay = CallbackRelay(
-        repository=repository,
-        store=store,
-        transport=transport,
-        applications=cached,
-        queue=queue,
-        clock=clock,
-    )
-    if drain_callbacks:
-        queue.bind(relay)
     provider = SandboxProvider()
-    dispatches = DispatchService(
-        repository=repository,
-        providers={channel: provider for channel in Channel},
-        timer=timer,
-        callbacks=queue,
+    services = bootstrap.wire_services(
+        settings,
         clock=clock,
-        policy=settings.policy,
-    )
-    services = bootstrap.Services(
-        settings=settings,
-        dispatches=dispatches,
+        repository=repository,
         applications=applications,
         secrets=secrets,
-        clock=clock,
-        sweeper=Sweeper(
-            repository,
-            dispatches,
-            clock,
-            grace_seconds=settings.sweep_grace_seconds,
-            lookback_minutes=settings.sweep_lookback_minutes,
-            callback_store=store,
-            callback_queue=queue,
-        ),
-        webhook_service=WebhookService(dispatches, repository, cached),
-        callbacks=relay,
-        callback_store=store,
-        callback_queue=queue,
-        callback_history=CallbackHistory(dispatches, store, queue, clock),
+        timer=timer,
+        routing={channel: provider for channel in Channel},
+        providers={provider.name: provider},
+        callback_store=InMemoryCallbackStore(),
+        queue=queue,
+        transport=transport,
+        sweep_marks=InMemorySweepMarks(),
     )
     return InMemoryStack(services, credentials, repository, timer, queue, transport)
 

@@ -17,8 +17,12 @@ from chalicelib.service.dispatches import DispatchService
 from chalicelib.service.ports import (
     ApplicationRepository,
     CallbackQueue,
+    CallbackStore,
+    CallbackTransport,
     Clock,
+    DispatchRepository,
     SecretStore,
+    SweepMarks,
     Timer,
 )
 
@@ -80,7 +84,6 @@ def build_services(
     import boto3
     import requests
 
-    from chalicelib.adapters.application_cache import CachedApplications
     from chalicelib.adapters.callback_transport import HttpCallbackTransport
     from chalicelib.adapters.clock import SystemClock
     from chalicelib.adapters.dynamodb_applications import DynamoApplicationRepository
@@ -89,19 +92,10 @@ def build_services(
     from chalicelib.adapters.dynamodb_sweep_marks import DynamoSweepMarks
     from chalicelib.adapters.provider_credentials import ProviderCredentials
     from chalicelib.adapters.secrets import SecretsManagerStore
-    from chalicelib.api.validation import Carried
-    from chalicelib.domain.callbacks import RetryPolicy
-    from chalicelib.service.callback_history import CallbackHistory
-    from chalicelib.service.callback_relay import CallbackRelay
-    from chalicelib.service.sweeper import Sweeper
-    from chalicelib.service.webhooks import WebhookService
 
     dynamodb = boto3.client("dynamodb")
     clock = clock or SystemClock()
-    applications = DynamoApplicationRepository(dynamodb, settings.table_name)
     secrets = SecretsManagerStore(boto3.client("secretsmanager"))
-    timer = timer or build_timer(settings)
-    repository = DynamoDispatchRepository(dynamodb, settings.table_name, settings.retention_days)
     session = http_session or requests.Session()
     credentials = ProviderCredentials(
         settings.provider_credentials,
@@ -110,15 +104,57 @@ def build_services(
         os.environ if environ is None else environ,
     )
     routing, providers = build_providers(settings, credentials, session, clock)
-    cached_applications = CachedApplications(applications)
-    callback_store = DynamoCallbackStore(dynamodb, settings.table_name, settings.retention_days)
-    queue = build_callback_queue(settings, clock)
-    relay = CallbackRelay(
-        repository=repository,
-        store=callback_store,
+    return wire_services(
+        settings,
+        clock=clock,
+        repository=DynamoDispatchRepository(dynamodb, settings.table_name, settings.retention_days),
+        applications=DynamoApplicationRepository(dynamodb, settings.table_name),
+        secrets=secrets,
+        timer=timer or build_timer(settings),
+        routing=routing,
+        providers=providers,
+        callback_store=DynamoCallbackStore(dynamodb, settings.table_name, settings.retention_days),
+        queue=build_callback_queue(settings, clock),
         transport=HttpCallbackTransport(
             session, secrets, clock.now, timeout=(3.05, settings.callback_timeout_seconds)
         ),
+        sweep_marks=DynamoSweepMarks(dynamodb, settings.table_name),
+        sink=build_sink(settings),
+    )
+
+
+def wire_services(
+    settings: Settings,
+    *,
+    clock: Clock,
+    repository: DispatchRepository,
+    applications: ApplicationRepository,
+    secrets: SecretStore,
+    timer: Timer,
+    routing: dict[Any, Any],
+    providers: dict[str, Any],
+    callback_store: CallbackStore,
+    queue: CallbackQueue,
+    transport: CallbackTransport,
+    sweep_marks: SweepMarks | None,
+    sink: Any = None,
+) -> Services:
+    """The use cases wired over adapters already built: by `build_services` for AWS and the
+    local stack, and by the benchmarks over in-memory adapters. A queue that can `bind` (the
+    inline one) is given the relay to drain in this process."""
+    from chalicelib.adapters.application_cache import CachedApplications
+    from chalicelib.api.validation import Carried
+    from chalicelib.domain.callbacks import RetryPolicy
+    from chalicelib.service.callback_history import CallbackHistory
+    from chalicelib.service.callback_relay import CallbackRelay
+    from chalicelib.service.sweeper import Sweeper
+    from chalicelib.service.webhooks import WebhookService
+
+    cached_applications = CachedApplications(applications)
+    relay = CallbackRelay(
+        repository=repository,
+        store=callback_store,
+        transport=transport,
         applications=cached_applications,
         queue=queue,
         clock=clock,
@@ -155,7 +191,7 @@ def build_services(
         applications=applications,
         secrets=secrets,
         clock=clock,
-        sink=build_sink(settings),
+        sink=sink,
         sweeper=Sweeper(
             repository,
             dispatches,
@@ -164,7 +200,7 @@ def build_services(
             lookback_minutes=settings.sweep_lookback_minutes,
             recent_minutes=settings.sweep_recent_minutes,
             full_every_minutes=settings.sweep_full_every_minutes,
-            marks=DynamoSweepMarks(dynamodb, settings.table_name),
+            marks=sweep_marks,
             callback_store=callback_store,
             callback_queue=queue,
         ),
