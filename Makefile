@@ -32,12 +32,13 @@ bench: install  ## Print every figure of docs/benchmarks.md; QUICK=1 for a smoke
 	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 COUNT ?= 10000
-campaign: install  ## Seeded fault campaign over the real service code; COUNT=... SEED=... to vary it.
-	$(BIN)/python -m tests.campaign --count $(COUNT) $(if $(SEED),--seed $(SEED))
+BACKEND ?= memory
+campaign: install  ## Seeded fault campaign over the real service code; COUNT=... SEED=... BACKEND=memory|moto.
+	$(BIN)/python -m tests.campaign --backend $(BACKEND) --count $(COUNT) $(if $(SEED),--seed $(SEED))
 
 REQUESTS ?= 1000
-fuzz: install  ## schemathesis against a local stack it starts: REQUESTS generated requests.
-	$(BIN)/python scripts/fuzz.py --requests $(REQUESTS)
+fuzz: install  ## Fuzz the document, the webhooks and the framework's edges: REQUESTS=... SEED=... ONLY=document,webhooks,edges
+	$(BIN)/python scripts/fuzz.py --requests $(REQUESTS) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))
 
 openapi: install  ## Regenerate the OpenAPI component schemas from the pydantic models.
 	$(BIN)/python scripts/gen_openapi.py

@@ -6,10 +6,11 @@ from typing import Any
 from chalice import Chalice, Rate
 from chalice.app import SQSEvent  # not re-exported by the `chalice` package
 
-from chalicelib.api import callback_routes, dispatch_routes, sandbox_routes, webhook_routes
+from chalicelib.api import callback_routes, dispatch_routes, edges, sandbox_routes, webhook_routes
 from chalicelib.api.checks import run_check
 from chalicelib.api.deliveries import run_deliveries
 from chalicelib.api.sweep import run_sweep
+from chalicelib.api.webhook_batches import run_webhook_chunks
 from chalicelib.logs import configure_logging
 
 configure_logging()
@@ -19,6 +20,8 @@ app.register_blueprint(dispatch_routes.bp)
 app.register_blueprint(callback_routes.bp)
 app.register_blueprint(sandbox_routes.bp)
 app.register_blueprint(webhook_routes.bp)
+# Last: the 405 views are generated from the routes above, and its middleware nets them all.
+edges.install(app)
 
 
 @app.lambda_function(name="failover_check")
@@ -46,3 +49,16 @@ def deliver_callbacks(event: SQSEvent) -> dict[str, Any]:
         (record.body for record in event),
         getattr(context, "get_remaining_time_in_millis", None),
     )
+
+
+#: As CALLBACK_QUEUE: infra/dispatch.json points the event source at `WebhookQueue`.
+WEBHOOK_QUEUE = "dispatch-webhooks"
+
+
+@app.on_sqs_message(queue=WEBHOOK_QUEUE, batch_size=1, name="apply_webhooks")
+def apply_webhooks(event: SQSEvent) -> dict[str, Any]:
+    """Applies one chunk of a large webhook batch; a failure raises so SQS redelivers it.
+
+    One message per invocation: a failed invocation redelivers its whole batch, and a chunk
+    applied already must not come round again with it."""
+    return run_webhook_chunks(record.body for record in event)

@@ -24,6 +24,7 @@ from chalicelib.service.ports import (
     SecretStore,
     SweepMarks,
     Timer,
+    TokenUses,
 )
 
 
@@ -49,6 +50,10 @@ class Services:
     callback_queue: Any = None
     #: What the callbacks API reads and replays (`CallbackHistory`).
     callback_history: Any = None
+    #: Where large webhook batches go (`WebhookQueue`): SQS, or applied at once in this process.
+    webhook_queue: Any = None
+    #: The client JWTs already used, when each is accepted once (DISPATCH_JWT_SINGLE_USE); else None.
+    token_uses: TokenUses | None = None
 
 
 _lock = threading.Lock()
@@ -90,6 +95,7 @@ def build_services(
     from chalicelib.adapters.dynamodb_callbacks import DynamoCallbackStore
     from chalicelib.adapters.dynamodb_dispatches import DynamoDispatchRepository
     from chalicelib.adapters.dynamodb_sweep_marks import DynamoSweepMarks
+    from chalicelib.adapters.dynamodb_token_uses import DynamoTokenUses
     from chalicelib.adapters.provider_credentials import ProviderCredentials
     from chalicelib.adapters.secrets import SecretsManagerStore
 
@@ -120,6 +126,8 @@ def build_services(
         ),
         sweep_marks=DynamoSweepMarks(dynamodb, settings.table_name),
         sink=build_sink(settings),
+        webhook_queue=build_webhook_queue(settings),
+        token_uses=DynamoTokenUses(dynamodb, settings.table_name) if settings.jwt_single_use else None,
     )
 
 
@@ -138,10 +146,13 @@ def wire_services(
     transport: CallbackTransport,
     sweep_marks: SweepMarks | None,
     sink: Any = None,
+    webhook_queue: Any = None,
+    token_uses: TokenUses | None = None,
 ) -> Services:
     """The use cases wired over adapters already built: by `build_services` for AWS and the
     local stack, and by the benchmarks over in-memory adapters. A queue that can `bind` (the
-    inline one) is given the relay to drain in this process."""
+    inline ones) is given the relay, or the webhook service, to run in this process; without a
+    webhook queue, large webhook batches are applied at once by an inline one."""
     from chalicelib.adapters.application_cache import CachedApplications
     from chalicelib.api.validation import Carried
     from chalicelib.domain.callbacks import RetryPolicy
@@ -176,6 +187,19 @@ def wire_services(
     )
     callback_history = CallbackHistory(dispatches, callback_store, queue, clock)
     webhooks = {name: p for name, p in providers.items() if hasattr(p, "verify")}
+    if webhook_queue is None:
+        from chalicelib.adapters.inline_webhook_queue import InlineWebhookQueue
+
+        webhook_queue = InlineWebhookQueue()
+    webhook_service = WebhookService(
+        dispatches,
+        repository,
+        cached_applications,
+        queue=webhook_queue,
+        inline_limit=settings.webhook_inline_limit,
+    )
+    if hasattr(webhook_queue, "bind"):
+        webhook_queue.bind(webhook_service)
     carried = {
         channel: Carried(
             provider.name,
@@ -205,13 +229,27 @@ def wire_services(
             callback_queue=queue,
         ),
         webhooks=webhooks,
-        webhook_service=WebhookService(dispatches, repository, cached_applications),
+        webhook_service=webhook_service,
         carried=carried,
         callbacks=relay,
         callback_store=callback_store,
         callback_queue=queue,
         callback_history=callback_history,
+        webhook_queue=webhook_queue,
+        token_uses=token_uses,
     )
+
+
+def build_webhook_queue(settings: Settings) -> Any:
+    """SQS when the settings name a webhook queue; None otherwise (`wire_services` then applies
+    large batches in the process)."""
+    if not settings.webhook_queue_url:
+        return None
+    import boto3
+
+    from chalicelib.adapters.sqs_webhook_queue import SqsWebhookQueue
+
+    return SqsWebhookQueue(boto3.client("sqs"), settings.webhook_queue_url)
 
 
 def build_callback_queue(settings: Settings, clock: Clock) -> CallbackQueue:

@@ -59,6 +59,12 @@ class Settings:
     sweep_full_every_minutes: int = 15
     #: Where provider credentials live: `secretsmanager` (AWS) or `env` (the local stack).
     provider_credentials: str = "secretsmanager"
+    #: The SQS queue a webhook batch of more than `webhook_inline_limit` events goes to, for the
+    #: `apply_webhooks` function; None applies such batches in the request (tests).
+    webhook_queue_url: str | None = None
+    webhook_inline_limit: int = 25
+    #: Accept each client JWT (application_id, jti) once, recorded in the table: docs/security.md.
+    jwt_single_use: bool = False
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -106,6 +112,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         provider_credentials=_choice(
             environ, "DISPATCH_PROVIDER_CREDENTIALS", PROVIDER_CREDENTIAL_SOURCES, "secretsmanager"
         ),
+        webhook_queue_url=environ.get("DISPATCH_WEBHOOK_QUEUE_URL") or None,
+        webhook_inline_limit=_int(environ, "DISPATCH_WEBHOOK_INLINE_LIMIT", 25, 1),
+        jwt_single_use=_switch(environ, "DISPATCH_JWT_SINGLE_USE"),
     )
 
 
@@ -132,6 +141,17 @@ def _required_for(
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
     return environ.get(name, "").strip().lower() in ("1", "true", "yes", "enabled", "on")
+
+
+def _switch(environ: Mapping[str, str], name: str) -> bool:
+    """An on/off setting that refuses what it cannot read: a typo must not turn a security
+    setting off without a word."""
+    value = environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off", "disabled"):
+        return False
+    if value in ("1", "true", "yes", "on", "enabled"):
+        return True
+    raise ConfigError(f"{name} must be on or off, not {environ[name]!r}")
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:

@@ -1,27 +1,39 @@
-"""Fuzz the API with schemathesis against a local stack, and hold every answer to the document.
+"""Fuzz the API against local stacks, and hold every answer to the document and to issue 14's rules.
 
-    .venv/bin/python scripts/fuzz.py --requests 1000 [--seed N]     # or: make fuzz REQUESTS=1000
+    .venv/bin/python scripts/fuzz.py --requests 1000 [--seed N] [--only document,webhooks,edges]
+    make fuzz REQUESTS=10000 SEED=N
 
-It starts the local stack (`scripts/local_stack_process.py`) in a temporary folder, loads the
-OpenAPI document the stack serves at /v0.1/openapi.json, and has schemathesis generate requests
-for every operation in it until at least `--requests` were sent. Each answer goes through the
-checks in `CHECKS`; a 5xx, or a status, content type, header or body the document does not
-give for that operation, is a failure, printed with a curl that reproduces it (its credentials
-are filtered: put `-u "$AUTH"` in place of that header). The exit code is 1 on any failure.
+It starts two local stacks (`scripts/local_stack_process.py`) in a temporary folder: the stack
+`make run` serves, and one whose channels go to the five real providers with webhook secrets made
+for the run (scripts/fuzz_webhooks.py). `--requests` is shared out (`SHARES`) over three parts:
 
-Requests come in variants (`VARIANTS`): most carry the demo application's valid credentials
-(Basic, some Bearer JWT), positive (schema-valid) or negative (schema-violating); some carry no
-or garbage credentials and must get a 401; and on the routes that take an id, some name real
-dispatches and messages (made before fuzzing, and every one a fuzzed create made) and must
-succeed. The `/webhooks/*` routes are not in the document (each provider signs its own payload
-shape, not described there), so nothing is generated for them; their signatures are tested in
-tests/webhooks.
+- document: schemathesis generates requests for every operation of the served document but the
+  webhooks, until its share was sent. Each answer goes through the checks in `CHECKS`; a 5xx, or
+  a status, content type, header or body the document does not give for that operation, is a
+  failure. Requests come in variants (`VARIANTS`): most carry the demo application's valid
+  credentials (Basic, some Bearer JWT), positive (schema-valid) or negative (schema-violating);
+  some carry no or garbage credentials and must get a 401; and on the routes that take an id,
+  some name real dispatches and messages (made before fuzzing, and every one a fuzzed create
+  made) and must succeed.
+- webhooks: the same for `/webhooks/{provider}/{kind}` on the webhook stack (`WEBHOOK_VARIANTS`):
+  generated bodies validly signed (never a 401), unsigned or signed with another secret (always
+  401), and Meta's handshake; then hostile bodies (deep nesting, duplicate keys, NaN, long
+  numbers, bad UTF-8, 2 MiB, a 5,000-status batch, mutated real payloads), signed or not.
+- edges: raw requests at the framework's edges (scripts/fuzz_edges.py): every method on every
+  path, unknown paths, header sizes and bytes, bad framing; checked by `fuzz_edges.check`.
+
+The report gives status counts per part and operation, then every kind of failure with the
+first request that showed it (a curl, or the raw bytes for nc; credentials are filtered: put
+`-u "$AUTH"` in place of that header). The exit code is 1 on any failure.
 """
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import random
+import re
+import signal
 import string
 import sys
 import tempfile
@@ -45,6 +57,17 @@ import hypothesis  # noqa: E402
 import jwt  # noqa: E402
 import requests  # noqa: E402
 import schemathesis  # noqa: E402
+from fuzz_edges import EdgeCases, Target, check, routes_of, send  # noqa: E402
+from fuzz_webhooks import (  # noqa: E402
+    KINDS,
+    PROVIDERS,
+    SIGNABLE,
+    TIME_IN_BODY,
+    WEBHOOK_PATH,
+    Signer,
+    WebhookSecrets,
+    hostile_bodies,
+)
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from local_stack_process import running_local_stack  # noqa: E402
@@ -88,6 +111,9 @@ EXCLUDED_CHECKS = {
     "dispatch a fuzzed create makes is read back at its Location here instead",
     "max_response_time": "no time limit is part of the document; benchmarks measure speed",
 }
+#: What the front answers on any route before the route reads anything: 431 (documented on every
+#: operation) and 413 (on those that take a body).
+FRONT_REFUSALS = ("413", "431")
 SINK = "POST /sandbox/callbacks"
 OUTAGE = "POST /sandbox/callbacks/outage"
 OUTAGE_PROBLEM = "urn:dispatch:problem:sandbox-outage"
@@ -107,6 +133,10 @@ class Variant:
     known: bool = False  #: ids in the path or query name resources that exist
     examples: bool = False  #: the document's own request examples
     wrong_media_type: bool = False  #: the body is sent under a Content-Type other than JSON
+    #: Webhook variants only: how the body is signed ("valid", "wrong" or "none"; see
+    #: fuzz_webhooks.WebhookSecrets.sign) on POST; on GET, "handshake" for Meta's handshake with
+    #: our verify token, "guess" for one with whatever was generated.
+    signature: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -123,6 +153,15 @@ VARIANTS = (
     Variant("wrong-media-type", POSITIVE, "basic", 0.5, wrong_media_type=True),
     Variant("no-credentials", POSITIVE, "none", 0.5),
     Variant("bad-credentials", POSITIVE, "garbage", 0.5),
+)
+#: For the webhook routes, on the webhook stack: the provider's signature instead of ours.
+WEBHOOK_VARIANTS = (
+    Variant("signed", POSITIVE, "none", 3, signature="valid"),
+    Variant("signed-invalid-data", NEGATIVE, "none", 2, signature="valid"),
+    Variant("unsigned", POSITIVE, "none", 1, signature="none"),
+    Variant("wrong-signature", POSITIVE, "none", 1, signature="wrong"),
+    Variant("handshake", POSITIVE, "none", 0.5, signature="handshake"),
+    Variant("handshake-guess", POSITIVE, "none", 0.5, signature="guess"),
 )
 
 #: Authorization values that prove nothing: wrong Basic pairs, unsigned or self-signed tokens,
@@ -194,6 +233,9 @@ class Report:
     statuses: Counter[int] = field(default_factory=Counter)
     statuses_by_operation: dict[str, Counter[int]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    #: Failures by kind (a check's title, or what a variant promised), and the first of each.
+    failure_kinds: Counter[str] = field(default_factory=Counter)
+    first_failure: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -206,12 +248,43 @@ class Report:
         self.statuses[status] += 1
         self.statuses_by_operation.setdefault(label, Counter())[status] += 1
 
+    def fail(self, kind: str, message: str) -> None:
+        self.failures.append(message)
+        self.failure_kinds[kind] += 1
+        self.first_failure.setdefault(kind, message)
+
+    def merge(self, other: Report) -> None:
+        self.per_operation.update(other.per_operation)
+        self.per_variant.update(other.per_variant)
+        self.statuses.update(other.statuses)
+        for label, statuses in other.statuses_by_operation.items():
+            self.statuses_by_operation.setdefault(label, Counter()).update(statuses)
+        self.failures += other.failures
+        self.failure_kinds.update(other.failure_kinds)
+        for kind, message in other.first_failure.items():
+            self.first_failure.setdefault(kind, message)
+
 
 class Fuzzer:
     """Runs the variants over every operation of `schema` until `target` requests were sent."""
 
-    def __init__(self, schema: BaseSchema, base_url: str, caller: Caller, known: Known, seed: int):
+    def __init__(
+        self,
+        schema: BaseSchema,
+        base_url: str,
+        caller: Caller,
+        known: Known,
+        seed: int,
+        webhook_secrets: WebhookSecrets | None = None,
+    ):
         self.schema = schema
+        # Invalid data the front refuses before any route (a request line or headers over the
+        # limit, a body past it) is refused as surely as by the route's own 400.
+        rejection = schema.config.checks.negative_data_rejection
+        rejection.expected_statuses = [*rejection.expected_statuses, *FRONT_REFUSALS]
+        #: With secrets, the webhook routes are fuzzed (WEBHOOK_VARIANTS); without, the others.
+        self.webhook_secrets = webhook_secrets
+        self.variants = WEBHOOK_VARIANTS if webhook_secrets is not None else VARIANTS
         self.base_url = base_url
         self.caller = caller
         self.known = known
@@ -221,7 +294,7 @@ class Fuzzer:
         self.outage_status: int | None = None  #: what the sink answers while the staged outage lasts
 
     def run(self, target: int) -> Report:
-        suites = [(op, v) for op in self.operations for v in VARIANTS if self._applies(op, v)]
+        suites = [(op, v) for op in self.operations for v in self.variants if self._applies(op, v)]
         weights = sum(v.weight for _, v in suites)
         for round_ in range(MAX_ROUNDS):
             missing = target - self.report.total
@@ -233,6 +306,10 @@ class Fuzzer:
         return self.report
 
     def _applies(self, operation: APIOperation, variant: Variant) -> bool:
+        if _is_webhook(operation) != (variant.signature is not None):
+            return False
+        if variant.signature is not None:
+            return (variant.signature in ("handshake", "guess")) == (operation.method.upper() == "GET")
         secured = _secured(operation)
         if not variant.authenticated:
             return secured
@@ -277,6 +354,10 @@ class Fuzzer:
             exchange()
 
     def _strategy(self, operation: APIOperation, variant: Variant) -> st.SearchStrategy[Case] | None:
+        if variant.signature == "handshake":
+            assert self.webhook_secrets is not None
+            mode = {"hub.mode": "subscribe", "hub.verify_token": self.webhook_secrets.verify_token}
+            return operation.as_strategy(generation_mode=variant.mode, query=mode)
         if variant.examples:
             examples = operation.get_strategies_from_examples()
             return st.one_of(examples) if examples else None
@@ -296,21 +377,38 @@ class Fuzzer:
         headers = {"Authorization": authorization} if authorization is not None else {}
         if variant.wrong_media_type:
             headers["Content-Type"] = extra
+        signer: dict[str, Any] = {}
+        if self.webhook_secrets is not None and variant.signature in ("valid", "wrong", "none"):
+            provider = str((case.path_parameters or {}).get("provider", ""))
+            signer["auth"] = Signer(self.webhook_secrets, provider, variant.signature)
         try:
             response = case.call(
-                base_url=self.base_url, session=self.session, headers=headers, timeout=REQUEST_TIMEOUT
+                base_url=self.base_url,
+                session=self.session,
+                headers=headers,
+                timeout=REQUEST_TIMEOUT,
+                **signer,
             )
         except requests.RequestException as exc:
-            self._fail(variant, f"{operation.label}: no answer ({type(exc).__name__})\n{_curl(case, None)}")
+            self._fail(
+                variant,
+                f"{operation.label}: no answer ({type(exc).__name__})\n{_curl(case, None)}",
+                "no answer",
+            )
             return
         self.report.record(operation.label, variant.name, response.status_code)
         staged = self._staged_outage(operation, response)
         try:
             case.validate_response(response, checks=_checks(operation, staged), headers=headers)
         except FailureGroup as group:
-            self._fail(variant, str(group))
-        for problem in _expectations(operation, variant, response.status_code, staged):
-            self._fail(variant, f"{operation.label}: {problem}\n{_curl(case, response)}")
+            kind = "; ".join(sorted({failure.title for failure in group.exceptions}))
+            self._fail(variant, str(group), f"{kind} ({operation.label})")
+        for problem in _expectations(operation, variant, case, response, staged):
+            self._fail(
+                variant,
+                f"{operation.label}: {problem}\n{_curl(case, response)}",
+                f"{problem} ({operation.label})",
+            )
         if operation.label == OUTAGE and response.status_code == 202:
             self.outage_status = response.json()["status"]
         if operation.label in CREATES and response.status_code == 202:
@@ -335,8 +433,8 @@ class Fuzzer:
         self._exchange(operation, READ_BACK, case, "")
         self.known.add_dispatch(dispatch_uuid)
 
-    def _fail(self, variant: Variant, message: str) -> None:
-        self.report.failures.append(f"[variant {variant.name}] {message}")
+    def _fail(self, variant: Variant, message: str, kind: str) -> None:
+        self.report.fail(kind, f"[variant {variant.name}] {message}")
 
 
 #: How a created dispatch is read back: valid credentials, and it must be found.
@@ -352,10 +450,14 @@ def _checks(operation: APIOperation, staged_outage: bool) -> list[CheckFunction]
 
 
 def _expectations(
-    operation: APIOperation, variant: Variant, status: int, staged_outage: bool
+    operation: APIOperation, variant: Variant, case: Case, response: Response, staged_outage: bool
 ) -> Iterator[str]:
     """What the variant promises beyond the document's own checks."""
+    status = response.status_code
     if staged_outage:
+        return
+    if variant.signature is not None:
+        yield from _webhook_expectations(variant, case, response)
         return
     if not variant.authenticated and _secured(operation) and status != 401:
         yield f"{variant.credentials} credentials answered {status}, not 401"
@@ -363,8 +465,38 @@ def _expectations(
         yield "valid credentials answered 401"
     if variant.known and variant.mode is POSITIVE and not 200 <= status < 300:
         yield f"a request naming an existing resource answered {status}, not 2xx"
-    if variant.wrong_media_type and status != 415:
-        yield f"a body that is not declared JSON answered {status}, not 415"
+    # A path naming no resource may be refused for that first (the ids here are generated).
+    refusals = (415, 404) if "{" in operation.path else (415,)
+    if variant.wrong_media_type and status not in refusals:
+        yield f"a body that is not declared JSON answered {status}, not {'/'.join(map(str, refusals))}"
+
+
+def _webhook_expectations(variant: Variant, case: Case, response: Response) -> Iterator[str]:
+    status = response.status_code
+    provider = str((case.path_parameters or {}).get("provider", ""))
+    known = provider in PROVIDERS and (case.path_parameters or {}).get("kind") in KINDS
+    if variant.signature in ("none", "wrong") and known and status not in (401, 413):
+        yield f"a body signed {variant.signature} answered {status}, not 401"
+    # Viber's freshness check reads the body's own time: a signed stale body is refused too.
+    signable = provider in SIGNABLE and provider not in TIME_IN_BODY
+    if variant.signature == "valid" and known and status == 401 and signable:
+        yield "a validly signed body answered 401"
+    if variant.signature == "handshake" and known and variant.mode is POSITIVE:
+        challenge = (case.query or {}).get("hub.challenge")
+        # The document's pattern for the challenge: anything else is never echoed.
+        echoed = isinstance(challenge, str) and CHALLENGE.fullmatch(challenge) is not None
+        if provider in ("whatsapp", "messenger") and echoed:
+            if status != 200 or response.text != challenge:
+                yield f"Meta's handshake with our verify token answered {status}, not 200 and the challenge"
+        elif status != 403:
+            yield f"a handshake that cannot be answered answered {status}, not 403"
+
+
+CHALLENGE = re.compile(r"[0-9A-Za-z_-]{1,128}")
+
+
+def _is_webhook(operation: APIOperation) -> bool:
+    return operation.path == WEBHOOK_PATH
 
 
 def _operations(schema: BaseSchema) -> list[APIOperation]:
@@ -460,40 +592,197 @@ def fuzz(base_url: str, demo: dict[str, Any], target: int, seed: int) -> Report:
     return Fuzzer(schema, base_url, caller, known, seed).run(target)
 
 
-def print_report(report: Report, elapsed: float) -> None:
-    read_back = report.per_variant[READ_BACK.name]
-    print(f"seed {report.seed}: {report.total} generated requests in {elapsed:.1f} s (stack start and stop")
-    print(f"included), and {read_back} reads of the dispatches they created")
-    print("checks: " + ", ".join(check.__name__ for check in CHECKS))
+def fuzz_webhooks(base_url: str, webhook_secrets: WebhookSecrets, target: int, seed: int) -> Report:
+    """Fuzz the webhook routes of a stack configured with `webhook_secrets` (`webhook_stack`):
+    half the requests generated from the document, signed or not, half hostile bodies."""
+    served = requests.get(base_url + DOCUMENT_PATH, timeout=30)
+    served.raise_for_status()
+    schema = schemathesis.openapi.from_dict(served.json())
+    nobody = Caller(basic=("", ""), application_id="", private_key="")
+    fuzzer = Fuzzer(schema, base_url, nobody, Known(), seed, webhook_secrets)
+    report = fuzzer.run(max(1, target - target // 2))
+    operation = schema[WEBHOOK_PATH]["POST"]
+    rng = random.Random(seed)
+    session = requests.Session()
+    for hostile in hostile_bodies(rng, target // 2):
+        url = f"{base_url}/webhooks/{hostile.provider}/{hostile.hook}"
+        headers = webhook_secrets.sign(hostile.provider, hostile.body, hostile.mode)
+        label = f"hostile {hostile.kind} to {hostile.provider}, {hostile.mode} signature"
+        reproduce = f"{label}: POST {url} with {len(hostile.body)} bytes, starting {hostile.body[:60]!r}"
+        started = time.monotonic()
+        try:
+            answer = session.post(url, data=hostile.body, headers=headers, timeout=REQUEST_TIMEOUT)
+        except requests.RequestException as exc:
+            report.fail(
+                f"no answer to a hostile {hostile.kind} body", f"[hostile] {reproduce}: {type(exc).__name__}"
+            )
+            continue
+        seconds = time.monotonic() - started
+        report.record(operation.label, "hostile", answer.status_code)
+        if answer.status_code not in hostile.expected():
+            allowed = "/".join(map(str, hostile.expected()))
+            kind = f"hostile {hostile.kind}, {hostile.mode} signature: {answer.status_code}, not {allowed}"
+            report.fail(kind, f"[hostile] {reproduce}\nanswered {answer.status_code}: {answer.text[:300]}")
+        if hostile.time_limit is not None and seconds > hostile.time_limit:
+            report.fail(
+                f"hostile {hostile.kind}: slower than {hostile.time_limit} s",
+                f"[hostile] {reproduce}: {seconds:.1f} s",
+            )
+        case = operation.Case(
+            path_parameters={"provider": hostile.provider, "kind": hostile.hook},
+            media_type="application/json",
+        )
+        try:
+            case.validate_response(answer, checks=[c for c in CHECKS if c is not negative_data_rejection])
+        except FailureGroup as group:
+            kind = "; ".join(sorted({failure.title for failure in group.exceptions}))
+            report.fail(f"{kind} (hostile {hostile.kind})", f"[hostile] {reproduce}\n{group}")
+    return report
+
+
+def fuzz_edges(targets: list[Target], count: int, seed: int) -> Report:
+    """`count` raw requests at the framework's edges (scripts/fuzz_edges.py) over `targets`."""
+    report = Report(seed)
+    for case in EdgeCases(targets, seed).cases(count):
+        answer = send(case)
+        family = next(k for k in (*EdgeCases.KINDS, EdgeCases.INCOMPLETE) if case.kind.startswith(k))
+        report.record(family, "edge", answer.status if answer.status is not None else 0)  # 0: no answer
+        for kind, detail in check(case, answer):
+            label = f"{case.kind}: {kind}"
+            if case.kind == "method":
+                label = (
+                    f"{case.method} on a path not serving it: {kind}"
+                    if case.expected
+                    else f"{case.method}: {kind}"
+                )
+            report.fail(
+                label,
+                f"[edge {case.kind}] {kind} {detail}\n    {case.describe()}\n    got: {answer.status} "
+                f"{answer.headers.get('content-type', '')} {answer.body[:200]!r}",
+            )
+    return report
+
+
+@contextlib.contextmanager
+def webhook_stack(state: Path, webhook_secrets: WebhookSecrets) -> Iterator[Any]:
+    """A local stack with every provider configured with `webhook_secrets`, whose outbound HTTP
+    goes nowhere (its proxy is a closed loopback port)."""
+    with running_local_stack(state, None, **webhook_secrets.environ(_closed_port())) as stack:
+        yield stack
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+#: How `--requests` is shared: the document's operations, the webhooks, the framework's edges.
+SHARES = {"document": 0.6, "webhooks": 0.2, "edges": 0.2}
+
+
+def split(total: int, parts: list[str]) -> dict[str, int]:
+    weight = sum(SHARES[part] for part in parts)
+    return {part: max(1, round(total * SHARES[part] / weight)) for part in parts}
+
+
+def run(total: int, seed: int, parts: list[str], state: Path) -> dict[str, Report]:
+    """Start the stacks the parts need, fuzz them, stop them; a report per part."""
+    budget = split(total, parts)
+    reports: dict[str, Report] = {}
+    webhook_secrets = WebhookSecrets.fresh()
+    with contextlib.ExitStack() as stacks:
+        main_stack = stacks.enter_context(running_local_stack(state / "main"))
+        print(f"local stack at {main_stack.base_url}; fuzzing the document at {DOCUMENT_PATH}", flush=True)
+        hooks = None
+        if "webhooks" in parts or "edges" in parts:
+            hooks = stacks.enter_context(webhook_stack(state / "webhooks", webhook_secrets))
+            print(f"webhook stack (every provider configured) at {hooks.base_url}", flush=True)
+        if "document" in parts:
+            reports["document"] = fuzz(main_stack.base_url, main_stack.demo, budget["document"], seed)
+        if "webhooks" in parts:
+            assert hooks is not None
+            reports["webhooks"] = fuzz_webhooks(hooks.base_url, webhook_secrets, budget["webhooks"], seed)
+        if "edges" in parts:
+            assert hooks is not None
+            reports["edges"] = fuzz_edges(edge_targets(main_stack, hooks), budget["edges"], seed)
+    return reports
+
+
+def edge_targets(main_stack: Any, hooks: Any) -> list[Target]:
+    """The API's paths on the main stack (with the demo's Basic credentials on some requests),
+    the webhook path on the webhook stack."""
+    document = requests.get(main_stack.base_url + DOCUMENT_PATH, timeout=30).json()
+    basic = "Basic " + _b64(":".join(main_stack.basic_auth))
+    api = {path: methods for path, methods in routes_of(document).items() if path != WEBHOOK_PATH}
+    return [
+        Target(main_stack.base_url, api, basic),
+        Target(hooks.base_url, routes_of(document, [WEBHOOK_PATH])),
+    ]
+
+
+def print_report(reports: dict[str, Report], elapsed: float) -> None:
+    """The run's figures, one section per part, then every kind of failure with its first
+    reproducer; the same layout at any size, so two runs compare line by line."""
+    seed = next(iter(reports.values())).seed
+    total = sum(report.total for report in reports.values())
+    print(f"\nseed {seed}: {total} requests in {elapsed:.1f} s (the stacks' start and stop included)")
+    print("checks: " + ", ".join(check.__name__ for check in CHECKS) + "; fuzz_edges.check for the edges")
     print("not run:")
     for name, why in EXCLUDED_CHECKS.items():
         print(f"  {name}: {why}")
-    print("requests per operation (status: count):")
-    width = max(len(label) for label in report.per_operation)
-    for label, count in sorted(report.per_operation.items()):
-        statuses = " ".join(f"{s}:{n}" for s, n in sorted(report.statuses_by_operation[label].items()))
-        print(f"  {label:<{width}} {count:>5}   {statuses}")
-    print("requests per variant: " + ", ".join(f"{v} {n}" for v, n in sorted(report.per_variant.items())))
-    print("status codes: " + ", ".join(f"{s}: {n}" for s, n in sorted(report.statuses.items())))
-    print(f"failures: {len(report.failures)}")
-    for failure in report.failures[:MAX_FAILURES_SHOWN]:
-        print("\n" + failure)
-    if len(report.failures) > MAX_FAILURES_SHOWN:
-        print(f"\n... and {len(report.failures) - MAX_FAILURES_SHOWN} more")
+    everything = Report(seed)
+    for part, report in reports.items():
+        everything.merge(report)
+        read_back = report.per_variant[READ_BACK.name]
+        extra = f" (and {read_back} reads of the dispatches they created)" if read_back else ""
+        print(f"\n== {part}: {report.total} requests{extra}, {len(report.failures)} failures")
+        print("requests per operation (status: count; 0 is no answer):")
+        width = max((len(label) for label in report.per_operation), default=0)
+        for label, count in sorted(report.per_operation.items()):
+            statuses = " ".join(f"{s}:{n}" for s, n in sorted(report.statuses_by_operation[label].items()))
+            print(f"  {label:<{width}} {count:>5}   {statuses}")
+        print("requests per variant: " + ", ".join(f"{v} {n}" for v, n in sorted(report.per_variant.items())))
+        print("status codes: " + ", ".join(f"{s}: {n}" for s, n in sorted(report.statuses.items())))
+    print("\n== all parts")
+    print("status codes: " + ", ".join(f"{s}: {n}" for s, n in sorted(everything.statuses.items())))
+    server_errors = sum(n for status, n in everything.statuses.items() if status >= 500)
+    print(f"server errors: {server_errors}")
+    print(f"failures: {len(everything.failures)} of {len(everything.failure_kinds)} kinds")
+    for kind, count in sorted(everything.failure_kinds.items(), key=lambda item: (-item[1], item[0])):
+        print(f"  {count:>5}  {kind}")
+    for kind, count in sorted(everything.failure_kinds.items(), key=lambda item: (-item[1], item[0])):
+        print(f"\n--- {kind} ({count}), first:\n{everything.first_failure[kind]}")
+
+
+PARTS = tuple(SHARES)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=1000, help="at least this many generated requests")
+    parser.add_argument("--requests", type=int, default=1000, help="at least this many requests, all parts")
     parser.add_argument("--seed", type=int, default=None, help="repeat a run (its seed is printed)")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"some of {','.join(PARTS)}")
     args = parser.parse_args(argv)
+    parts = [part for part in args.only.split(",") if part]
+    if not parts or any(part not in PARTS for part in parts):
+        parser.error(f"--only takes some of {','.join(PARTS)}")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    # Stopped (SIGTERM) mid-run, the stacks are still stopped on the way out, not left orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(
+        f"seed {seed}, {args.requests} requests: "
+        + ", ".join(f"{p} {n}" for p, n in split(args.requests, parts).items())
+    )
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as state, running_local_stack(Path(state)) as stack:
-        print(f"local stack at {stack.base_url}; fuzzing the document at {DOCUMENT_PATH}")
-        report = fuzz(stack.base_url, stack.demo, max(1, args.requests), seed)
-    print_report(report, time.monotonic() - started)
-    return 1 if report.failures else 0
+    with tempfile.TemporaryDirectory() as state:
+        (Path(state) / "main").mkdir()
+        (Path(state) / "webhooks").mkdir()
+        reports = run(max(1, args.requests), seed, parts, Path(state))
+    print_report(reports, time.monotonic() - started)
+    return 1 if any(report.failures for report in reports.values()) else 0
 
 
 if __name__ == "__main__":

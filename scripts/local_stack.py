@@ -2,12 +2,16 @@
 
 Starts moto's server (DynamoDB, Secrets Manager and SQS) on a free loopback port, points every
 boto3 client at it, creates the table, the callback queue with its dead-letter queue, and a demo
-application, and serves the Chalice app in this process at http://127.0.0.1:$PORT with:
+application, and serves the Chalice app in this process at http://127.0.0.1:$PORT, behind the
+local front (`scripts/local_front.py`: bounded requests, problem+json refusals, a drain on
+SIGTERM), with:
 - the local timer firing failover checks through the same handler the `failover_check` Lambda runs;
 - the safety sweeper running once a minute, as the `sweep_overdue` schedule does on AWS;
 - callbacks queued on SQS as on AWS, and a poller doing what Lambda's event source mapping does:
   it hands each batch to the real `deliver_callbacks` handler, which posts them (the demo
-  application's status URL is this stack's own sandbox sink, `GET /sandbox/callbacks`).
+  application's status URL is this stack's own sandbox sink, `GET /sandbox/callbacks`);
+- large webhook batches queued on SQS as on AWS, and a poller handing each chunk to the real
+  `apply_webhooks` handler.
 Nothing leaves the machine: every channel goes to the sandbox provider. State lives in memory
 and is gone when the stack stops.
 """
@@ -48,7 +52,7 @@ MERGE_TEMPLATE = ROOT / "infra" / "dispatch.json"
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
     # The emulator's per-request lines would drown the service's own logs.
-    for noisy in ("werkzeug", "botocore", "urllib3", "responses"):
+    for noisy in ("werkzeug", "botocore", "urllib3", "responses", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     moto = _start_moto()
     from chalice.cli.factory import CLIFactory
@@ -59,19 +63,26 @@ def main() -> int:
     app = config.chalice_app  # imports app.py and applies the stage's environment variables
     os.environ.update(chosen)  # what the developer set in the shell wins over the stage's default
     queue_url = _create_callback_queues()
+    webhook_queue_url = _create_webhook_queues()
     demo = _prepare(port, moto.endpoint_url, queue_url)
     stop_sweeper = _start_sweeper(SWEEP_INTERVAL_SECONDS)
     stop_callbacks = _start_callback_poller(app, config, queue_url)
-    server = _local_server(app, config, port)
+    stop_webhooks = _start_queue_poller(app, config, webhook_queue_url, "apply_webhooks", batch_size=1)
+    front = _local_front(app, config, port)
+    front.start()
     _print_banner(port, demo)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        server.serve_forever()
+        front.wait()
     except KeyboardInterrupt:
         pass
     finally:
         from chalicelib import bootstrap
 
+        # First, while every service is still up: what the front answered 202 is finished.
+        front.shutdown()
+
+        stop_webhooks()
         stop_callbacks()
         stop_sweeper()
         bootstrap.local_timer().stop()
@@ -110,16 +121,32 @@ def _start_sweeper(interval: float) -> Callable[[], None]:
 def _create_callback_queues() -> str:
     """Create the callback queue and its dead-letter queue as the stack declares them; point the
     app at the queue (before any service is built, so the queue adapter is the SQS one)."""
-    import boto3
-
     from app import CALLBACK_QUEUE
 
+    queue_url = _create_queues(CALLBACK_QUEUE, "CallbackQueue", "CallbackDeadLetters")
+    os.environ.update(DISPATCH_CALLBACK_DELIVERY="sqs", DISPATCH_CALLBACK_QUEUE_URL=queue_url)
+    return queue_url
+
+
+def _create_webhook_queues() -> str:
+    """The same for the webhook queue, which large webhook batches go to."""
+    from app import WEBHOOK_QUEUE
+
+    queue_url = _create_queues(WEBHOOK_QUEUE, "WebhookQueue", "WebhookDeadLetters")
+    os.environ.update(DISPATCH_WEBHOOK_QUEUE_URL=queue_url)
+    return queue_url
+
+
+def _create_queues(name: str, queue_resource: str, dead_letters_resource: str) -> str:
+    """Create a queue and its dead-letter queue with the settings the merge template gives them."""
+    import boto3
+
     resources = json.loads(MERGE_TEMPLATE.read_text())["Resources"]
-    queue = resources["CallbackQueue"]["Properties"]
-    dead_letters = resources["CallbackDeadLetters"]["Properties"]
+    queue = resources[queue_resource]["Properties"]
+    dead_letters = resources[dead_letters_resource]["Properties"]
     sqs = boto3.client("sqs")
     dlq_url = sqs.create_queue(
-        QueueName=f"{CALLBACK_QUEUE}-dlq",
+        QueueName=f"{name}-dlq",
         Attributes={"MessageRetentionPeriod": str(dead_letters["MessageRetentionPeriod"])},
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
@@ -127,52 +154,63 @@ def _create_callback_queues() -> str:
         "deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"],
         "maxReceiveCount": queue["RedrivePolicy"]["maxReceiveCount"],
     }
-    queue_url = sqs.create_queue(
-        QueueName=CALLBACK_QUEUE,
+    return sqs.create_queue(
+        QueueName=name,
         Attributes={
             "VisibilityTimeout": str(queue["VisibilityTimeout"]),
             "RedrivePolicy": json.dumps(redrive),
         },
     )["QueueUrl"]
-    os.environ.update(DISPATCH_CALLBACK_DELIVERY="sqs", DISPATCH_CALLBACK_QUEUE_URL=queue_url)
-    return queue_url
 
 
 def _start_callback_poller(app: Any, config: Any, queue_url: str) -> Callable[[], None]:
-    """Deliver queued callbacks as the `deliver_callbacks` Lambda does on AWS; returns the stop.
+    """Deliver queued callbacks as the `deliver_callbacks` Lambda does on AWS; returns the stop."""
+    return _start_queue_poller(app, config, queue_url, "deliver_callbacks")
+
+
+def _start_queue_poller(
+    app: Any, config: Any, queue_url: str, function: str, batch_size: int = 10
+) -> Callable[[], None]:
+    """Hand the queue's messages to the SQS-triggered `function` as its event source mapping
+    does on AWS (`batch_size` is its `@app.on_sqs_message`'s); returns the stop.
 
     The handler is the app's own (`handler_map`), called with the event Lambda would build, so
-    Chalice's `SQSEvent` wrapping and `run_deliveries` run exactly as deployed.
+    Chalice's `SQSEvent` wrapping and what the function runs behave exactly as deployed.
     """
     import boto3
     from chalice.local import LambdaContext
     from sqs_event_source import start_poller  # a sibling: this script's folder is on sys.path
 
-    handler = app.handler_map["deliver_callbacks"]
-    scoped = config.scope(config.chalice_stage, "deliver_callbacks")
+    handler = app.handler_map[function]
+    scoped = config.scope(config.chalice_stage, function)
 
     def invoke(event: dict) -> Any:
         context = LambdaContext(
-            "deliver_callbacks", scoped.lambda_memory_size, max_runtime_ms=scoped.lambda_timeout * 1000
+            function, scoped.lambda_memory_size, max_runtime_ms=scoped.lambda_timeout * 1000
         )
         return handler(event, context)
 
-    return start_poller(boto3.client("sqs"), queue_url, invoke, idle_seconds=CALLBACK_POLL_IDLE_SECONDS)
+    return start_poller(
+        boto3.client("sqs"),
+        queue_url,
+        invoke,
+        idle_seconds=CALLBACK_POLL_IDLE_SECONDS,
+        batch_size=batch_size,
+        name=function,
+    )
 
 
-def _local_server(app: Any, config: Any, port: int) -> Any:
-    """`chalice local`'s server, with Nagle's algorithm off on its connections.
-
-    Its handler writes headers and body separately; with Nagle on, a keep-alive client's delayed
-    ACK holds the body back about 40 ms on every response.
-    """
+def _local_front(app: Any, config: Any, port: int) -> Any:
+    """The app behind the local front (scripts/local_front.py), bound to `port`."""
     from chalice import local
+    from local_front import FrontLimits, LocalFront, gateway_app  # a sibling, like sqs_event_source
 
-    class Handler(local.ChaliceRequestHandler):
-        disable_nagle_algorithm = True
-
-    local.create_local_server(app, config, HOST, port).server.server_close()  # installs local mode
-    return local.LocalDevServer(app, config, HOST, port, handler_cls=Handler)
+    # Puts the app in chalice's local mode (a per-thread current_request), as `chalice local`
+    # does; the throwaway server it binds on a free port is closed at once.
+    local.create_local_server(app, config, HOST, 0).server.server_close()
+    seconds = os.environ.get("DISPATCH_LOCAL_REQUEST_SECONDS")
+    limits = FrontLimits(request_seconds=float(seconds)) if seconds else FrontLimits()
+    return LocalFront(gateway_app(app, config), HOST, port, limits)
 
 
 def _start_moto() -> Any:
@@ -326,7 +364,7 @@ def _print_banner(port: int, demo: dict) -> None:
 
 
 def _interrupt(*_: object) -> None:
-    # serve_forever() can only be stopped from another thread; unwinding it is simpler.
+    # Unwinds the main thread out of front.wait() into the clean-up, which drains the front.
     # A second signal during the clean-up would only interrupt the clean-up.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt

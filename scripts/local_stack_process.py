@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class LocalStack:
     base_url: str
     demo: dict[str, Any]  #: the demo application, as written to demo-app.json
+    pid: int = 0  #: the stack's process, e.g. to signal it or read its memory
     exit_code: int | None = field(default=None)  #: set once the stack has stopped
 
     @property
@@ -34,25 +35,29 @@ class LocalStack:
 
 
 @contextmanager
-def running_local_stack(state_dir: Path, **env: str) -> Iterator[LocalStack]:
-    """Start the stack, wait until it answers, and stop it (SIGTERM) on the way out."""
+def running_local_stack(state_dir: Path, output: Path | None = None, **env: str) -> Iterator[LocalStack]:
+    """Start the stack, wait until it answers, and stop it (SIGTERM) on the way out; its output
+    (logs and banner) goes to `output` if given."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     child_env.update(PORT=str(port), DISPATCH_LOCAL_DIR=str(state_dir), **env)
+    log = open(output, "wb") if output is not None else None  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "local_stack.py")],
-        env=child_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=child_env, cwd=ROOT, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base_url, process)
-        stack = LocalStack(base_url, json.loads((state_dir / "demo-app.json").read_text()))
+        stack = LocalStack(base_url, json.loads((state_dir / "demo-app.json").read_text()), process.pid)
         yield stack
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=20)
+        if log is not None:
+            log.close()
     stack.exit_code = code
 
 

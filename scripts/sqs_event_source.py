@@ -1,4 +1,5 @@
-"""What Lambda's SQS event source mapping does for `deliver_callbacks`, outside Lambda.
+"""What Lambda's SQS event source mapping does for `deliver_callbacks` and `apply_webhooks`,
+outside Lambda.
 
 `chalice local` never fires `on_sqs_message` handlers, so the local stack runs this poller, and
 the AWS-backend tests use `poll_once` to hand the handler the event Lambda would build. A batch is
@@ -15,7 +16,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-#: The event source mapping's batch size (`batch_size` of `@app.on_sqs_message`).
+#: The event source mapping's batch size (`batch_size` of `@app.on_sqs_message`), unless given.
 BATCH_SIZE = 10
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -65,7 +66,13 @@ def _lambda_attribute(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def poll_once(
-    client: Any, queue_url: str, arn: str, handler: Handler, *, wait_seconds: int = 0
+    client: Any,
+    queue_url: str,
+    arn: str,
+    handler: Handler,
+    *,
+    wait_seconds: int = 0,
+    batch_size: int = BATCH_SIZE,
 ) -> int:
     """Receive up to one batch and run `handler` on it; returns how many messages it received.
 
@@ -74,7 +81,7 @@ def poll_once(
     """
     received = client.receive_message(
         QueueUrl=queue_url,
-        MaxNumberOfMessages=BATCH_SIZE,
+        MaxNumberOfMessages=batch_size,
         WaitTimeSeconds=wait_seconds,
         MessageSystemAttributeNames=["All"],
         MessageAttributeNames=["All"],
@@ -84,7 +91,7 @@ def poll_once(
     try:
         handler(lambda_event(received, arn, client.meta.region_name))
     except Exception:
-        logger.exception("callback batch failed: left for redelivery", extra={"messages": len(received)})
+        logger.exception("queue batch failed: left for redelivery", extra={"messages": len(received)})
         return len(received)
     for message in received:
         client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -92,7 +99,13 @@ def poll_once(
 
 
 def start_poller(
-    client: Any, queue_url: str, handler: Handler, *, idle_seconds: float
+    client: Any,
+    queue_url: str,
+    handler: Handler,
+    *,
+    idle_seconds: float,
+    batch_size: int = BATCH_SIZE,
+    name: str = "callback-queue",
 ) -> Callable[[], None]:
     """Poll the queue on a daemon thread until the returned function is called (it waits for a
     batch in progress to finish).
@@ -108,14 +121,14 @@ def start_poller(
     def loop() -> None:
         while not stopping.is_set():
             try:
-                received = poll_once(client, queue_url, arn, handler)
+                received = poll_once(client, queue_url, arn, handler, batch_size=batch_size)
             except Exception:  # the emulator hiccuped; the messages are still on the queue
-                logger.exception("callback queue poll failed")
+                logger.exception("queue poll failed", extra={"queue": name})
                 received = 0
             if not received:
                 stopping.wait(idle_seconds)
 
-    thread = threading.Thread(target=loop, name="callback-queue", daemon=True)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
 
     def stop() -> None:

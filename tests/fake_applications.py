@@ -2,6 +2,8 @@
 Manager adapters (same errors for collisions, missing applications and api key changes)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from chalicelib.domain.application import Application
 from chalicelib.service.applications import ApplicationNotFound
 
@@ -47,3 +49,17 @@ class InMemorySecretStore:
 
     def put(self, name: str, value: str) -> None:
         self.values[name] = value
+
+
+class InMemoryTokenUses:
+    """The TokenUses port in memory; shares its contract tests with DynamoDB."""
+
+    def __init__(self) -> None:
+        #: (application_id, jti) -> until when the use is kept.
+        self.recorded: dict[tuple[str, str], datetime] = {}
+
+    def first_use(self, application_id: str, jti: str, until: datetime) -> bool:
+        if (application_id, jti) in self.recorded:
+            return False
+        self.recorded[(application_id, jti)] = until
+        return True

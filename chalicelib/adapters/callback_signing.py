@@ -92,7 +92,7 @@ def verify_any(
         return False
     try:
         kid = jwt.get_unverified_header(token).get("kid")
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, TypeError):  # a lone surrogate is a UnicodeEncodeError
         return False
     chosen = [s for s in secrets if key_id(s) == kid]
     return bool(chosen) and verify(authorization_header, body, chosen[0], now)
@@ -160,5 +160,6 @@ def _is_fresh(iat: Any, now: datetime, max_age_seconds: int) -> bool:
     # bool is an int subclass; a `true` iat is garbage, not second 1 of the epoch.
     if not isinstance(iat, int) or isinstance(iat, bool):
         return False
-    age = now.timestamp() - iat
+    # In integers: an iat of 10**400 would overflow a float subtraction.
+    age = int(now.timestamp()) - iat
     return -FUTURE_SKEW_SECONDS <= age <= max_age_seconds

@@ -7,7 +7,7 @@ dispatch item, so recording an attempt never rewrites the dispatch nor races its
                                 decided_at, body), state, attempts [{at, status_code, error,
                                 duration_ms}], next_at, window_from, dead_at, dead_reason,
                                 replays; `expires_at` = decided_at + retention
-    CB#<uuid> / STREAM          the lease (lease_owner, lease_until), replay_at / replayed_at,
+    CB#<uuid> / STREAM          the lease (lease_owner, lease_until, claim_id), replay_at / replayed_at,
                                 next_at; `expires_at` = last claim or replay + retention
 
 The sort key pads the seq to eight digits so that the partition reads in seq order; `records`
@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import strict_json
 from chalicelib.adapters.aws_errors import CONDITION_FAILED, error_code
 from chalicelib.adapters.dispatch_codec import format_time, parse_time
 from chalicelib.adapters.dynamodb_dispatches import (
@@ -75,6 +77,7 @@ _STREAM_NAMES = {
     "#rm": RELAY_MINUTE_ATTRIBUTE,
     "#ra": RELAY_AT_ATTRIBUTE,
     "#e": TTL_ATTRIBUTE,
+    "#ci": "claim_id",
 }
 
 
@@ -110,11 +113,17 @@ class DynamoCallbackStore:
     ) -> CallbackStream | None:
         """Take the lease if it is free or has run out. One conditional UpdateItem.
 
+        Each claim writes a fresh `claim_id`: botocore retries a claim whose answer was lost,
+        and the retry then meets that very claim; the stream as it stands (returned by the
+        failed condition) names it, and the claim holds. Without it the drain would lock itself
+        out of its own lease until the lease ran out.
+
         Also marks the stream due at `until` (next_at and the `relay` keys), so the sweeper
         finds it if this drain dies before `release`.
         """
-        expression = "SET #lo = :o, #lu = :u, #e = :e, #na = :u, #rm = :rm, #ra = :u"
+        expression = "SET #lo = :o, #lu = :u, #e = :e, #na = :u, #rm = :rm, #ra = :u, #ci = :ci"
         retry = relay_keys(RETRY_BUCKET, until)
+        claim_id = {"S": uuid.uuid4().hex}
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -128,13 +137,18 @@ class DynamoCallbackStore:
                     ":now": {"S": format_time(now)},
                     ":e": self._expires_at(now),
                     ":rm": retry[RELAY_MINUTE_ATTRIBUTE],
+                    ":ci": claim_id,
                 },
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if error_code(exc) == CONDITION_FAILED:
+            if error_code(exc) != CONDITION_FAILED:
+                raise
+            held = exc.response.get("Item") or {}
+            if held.get("claim_id") != claim_id:
                 return None  # another drain holds it
-            raise
+            response = {"Attributes": held}  # this claim, retried: it holds the lease
         stream = response["Attributes"]
         replay_at = _time(stream, "replay_at")
         replayed_at = _time(stream, "replayed_at")
@@ -368,8 +382,10 @@ def _decode_cursor(cursor: str, application_id: str) -> dict[str, dict[str, str]
     """The ExclusiveStartKey a cursor names, once it is known to be a `dead` index key of this
     application's list: the index partition is the tenant boundary, and a cursor is not signed."""
     try:
-        plain = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-    except ValueError:  # bad base64 (binascii.Error), bad ASCII or UTF-8, bad JSON
+        # The strict parser: the cursor is the client's text, and json.loads would raise
+        # RecursionError (not ValueError) on a cursor of nested brackets.
+        plain = strict_json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except ValueError:  # bad base64 (binascii.Error), bad ASCII, any JsonRefused
         raise InvalidCursor("not a cursor of this list") from None
     if (
         not isinstance(plain, dict)

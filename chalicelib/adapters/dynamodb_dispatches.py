@@ -24,6 +24,14 @@ Query per minute; `prune_outbox` one UpdateItem, two or three when a save came i
 caller's read (none when given no seqs). Every item carries `expires_at` (creation + retention,
 epoch seconds) for TTL.
 
+Every add and save also writes `write_id`, a fresh id per call. botocore retries a write whose
+answer was lost (a read timeout, a dropped connection), and the retry meets that very write: its
+condition fails on the write's own result. The failed condition returns the item as it stands
+(`ReturnValuesOnConditionCheckFailure`), and a `write_id` that is this call's own means the write
+did land: the call succeeds, instead of reporting a clash that never happened (which dropped a
+save's effects, or answered a stored dispatch's client with an error). A transaction needs none
+of this: botocore sends one `ClientRequestToken` for all its attempts, which DynamoDB honours.
+
 A live dispatch item also carries `due_minute`, the minute of its `due_at`, which puts it in the
 sparse `due` index (see `dynamodb_table`). `overdue` reads that index one minute at a time: one
 Query (more only when a minute holds over 1 MB of index entries) per minute it covers, never a
@@ -40,6 +48,7 @@ oldest entry left (or removes them with an emptied outbox) under that save's ver
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -73,6 +82,8 @@ MESSAGE_PREFIX = "MSG#"
 MESSAGE_SK = "MSG"
 RECIPIENT_PREFIX = "RCPT#"
 RECIPIENT_SK = "RCPT"
+#: Which add or save wrote the dispatch item (see the module's docstring).
+WRITE_ID_ATTRIBUTE = "write_id"
 #: `relay` index bucket prefix of a dispatch whose outbox holds callbacks not taken in yet.
 OUTBOX_BUCKET = "outbox#"
 #: What each write of a save's transaction is, to read its cancellation reason.
@@ -151,7 +162,7 @@ class DynamoDispatchRepository:
             "Item": self._dispatch_item(stored),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
-        self._write(put, on_condition=lambda: DispatchExists(dispatch.dispatch_uuid))
+        self._write(put, on_condition=lambda: DispatchExists(dispatch.dispatch_uuid), own=True)
         return stored
 
     def save(self, dispatch: Dispatch, message_refs: Sequence[MessageRef] = ()) -> Dispatch:
@@ -175,7 +186,7 @@ class DynamoDispatchRepository:
         if refs:
             self._save_with_refs(stored, put, refs)
         else:
-            self._write(put, on_condition=_version_moved)
+            self._write(put, on_condition=_version_moved, own=True)
         return stored
 
     def _save_with_refs(self, stored: Dispatch, put: dict[str, Any], refs: list[MessageRef]) -> None:
@@ -213,12 +224,19 @@ class DynamoDispatchRepository:
                     self._put_unless_later(write)
             raise _version_moved()
 
-    def _write(self, put: dict[str, Any], on_condition: Callable[[], Exception]) -> None:
-        """One conditional PutItem; a failed condition raises what `on_condition` builds."""
+    def _write(self, put: dict[str, Any], on_condition: Callable[[], Exception], own: bool = False) -> None:
+        """One conditional PutItem; a failed condition raises what `on_condition` builds.
+
+        `own`: a dispatch item (it has a `write_id`); a condition failed on this very write, by
+        a retry after its answer was lost, is the success it is."""
+        if own:
+            put = {**put, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
         try:
             self._client.put_item(**put)
         except ClientError as exc:
             if error_code(exc) == CONDITION_FAILED:
+                if own and _written_by(exc, put["Item"][WRITE_ID_ATTRIBUTE]):
+                    return
                 raise on_condition() from exc
             if _too_large_item(exc):
                 raise _too_large() from exc
@@ -400,7 +418,11 @@ class DynamoDispatchRepository:
         return {"N": str(int((dispatch.created_at + self._retention).timestamp()))}
 
     def _dispatch_item(self, dispatch: Dispatch) -> dict[str, Any]:
-        item = {**dispatch_codec.encode(dispatch), TTL_ATTRIBUTE: self._expires_at(dispatch)}
+        item = {
+            **dispatch_codec.encode(dispatch),
+            TTL_ATTRIBUTE: self._expires_at(dispatch),
+            WRITE_ID_ATTRIBUTE: {"S": uuid.uuid4().hex},
+        }
         # Cut from the stored string itself, so the bucket and the sort key can never disagree.
         # A final dispatch has no due_at, so it gets no due_minute and leaves the index.
         if DUE_AT_ATTRIBUTE in item:
@@ -529,6 +551,12 @@ def _cancellation_codes(exc: ClientError, count: int) -> list[str | None]:
 def _too_large_item(exc: ClientError) -> bool:
     # A transaction may report it either way: at the top, or as one write's cancellation reason.
     return error_code(exc) == "ValidationException" and "item size" in error_message(exc).lower()
+
+
+def _written_by(exc: ClientError, write_id: dict[str, str]) -> bool:
+    """The failed condition's item (ALL_OLD) is the one this call wrote."""
+    item = exc.response.get("Item") or {}
+    return bool(item.get(WRITE_ID_ATTRIBUTE) == write_id)
 
 
 def _version_moved() -> ConcurrentUpdate:

@@ -8,6 +8,7 @@ Items (all keys are strings):
     RCPT#<provider>#<recipient> / RCPT  latest message sent to a person (watermarks, replies)
     CB#<dispatch_uuid> / SEQ#<seq:08d>  a callback's delivery record (attempts, state)
     CB#<dispatch_uuid> / STREAM         a dispatch's callback lease, replay marks, next retry
+    JTI#<jti> / APP#<application_id>    a client JWT used (only with DISPATCH_JWT_SINGLE_USE)
 
 Three sparse global secondary indexes; an item is in one only while it carries both its keys.
 

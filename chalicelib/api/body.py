@@ -1,14 +1,16 @@
 """Turning a raw request body into a JSON value, with a problem for each way that can fail.
 
-Checks run cheapest first: media type (415), size (413), then UTF-8 and JSON syntax (400).
-Error details give a position, never the body itself: bodies hold phone numbers and message text.
+Checks run cheapest first: media type (415), size (413), then the strict parser every request's
+JSON goes through (`chalicelib.strict_json`: UTF-8, syntax, depth, numbers, duplicate keys; 400).
+Error details give a position or a path, never the body's values: bodies hold phone numbers and
+message text.
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from chalicelib import strict_json
 from chalicelib.api.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
 
 #: Largest body accepted: a full 10-message workflow fits many times over.
@@ -30,7 +32,7 @@ def decode_json_body(raw: bytes | None, content_type: str | None) -> Any:
         )
     if not data.strip():
         raise MalformedJson("The request body is empty; send a JSON object.")
-    return _parse(_decode_utf8(data))
+    return _parse(data)
 
 
 def _check_content_type(content_type: str | None) -> None:
@@ -46,37 +48,8 @@ def _check_content_type(content_type: str | None) -> None:
             raise UnsupportedMediaType("JSON request bodies must be encoded as UTF-8.")
 
 
-def _decode_utf8(data: bytes) -> str:
+def _parse(data: bytes) -> Any:
     try:
-        # utf-8-sig: RFC 8259 lets a parser ignore a byte order mark, and some clients send one.
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise MalformedJson(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
-
-
-def _parse(text: str) -> Any:
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise MalformedJson(f"The request body is not valid JSON: {exc.msg} at {where}.") from None
-    except (ValueError, RecursionError) as exc:
-        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise MalformedJson(f"The request body is not valid JSON: {reason}.") from None
-    _check_encodable(value)
-    return value
-
-
-def _refuse_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity, which are not JSON and which no channel could carry.
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _check_encodable(value: Any) -> None:
-    # An escaped lone surrogate ("\ud800") parses, then fails when anything stores or sends it.
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise MalformedJson(
-            "The request body is not valid JSON: it escapes an unpaired UTF-16 surrogate."
-        ) from None
+        return strict_json.loads(data)
+    except strict_json.JsonRefused as exc:
+        raise MalformedJson(f"The request body is not acceptable JSON: {exc}.") from None

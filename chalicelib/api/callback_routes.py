@@ -9,12 +9,14 @@ from urllib.parse import urlencode
 
 from chalice import Blueprint, Response
 
-from chalicelib.api.auth import authenticate
+from chalicelib.api.auth import caller
 from chalicelib.api.errors import InvalidPageCursor, RequestInvalid
 from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors
 from chalicelib.api.presenters import callback_view
+from chalicelib.api.validation import is_issued_uuid
 from chalicelib.bootstrap import get_services
 from chalicelib.domain.application import Application
+from chalicelib.domain.errors import DispatchNotFound
 from chalicelib.service.callback_history import CallbackHistory
 from chalicelib.service.ports import InvalidCursor
 
@@ -33,7 +35,7 @@ MAX_NAME_ECHO = 64
 @bp.route("/v0.1/dispatch/{dispatch_uuid}/callbacks", methods=["GET"])
 @problem_errors
 def list_dispatch_callbacks(dispatch_uuid: str) -> Response:
-    records = _history().list(_caller(), dispatch_uuid)
+    records = _history().list(_caller(), _issued(dispatch_uuid))
     return json_response(
         {"dispatch_uuid": dispatch_uuid, "callbacks": [callback_view(r) for r in records]}
     )
@@ -46,7 +48,7 @@ def list_dispatch_callbacks(dispatch_uuid: str) -> Response:
 )
 @problem_errors
 def replay_callbacks(dispatch_uuid: str) -> Response:
-    replaying = _history().replay(_caller(), dispatch_uuid)
+    replaying = _history().replay(_caller(), _issued(dispatch_uuid))
     return json_response(
         {"dispatch_uuid": dispatch_uuid, "replaying": replaying},
         status=202,
@@ -122,12 +124,18 @@ def _href(state: str, limit: int, cursor: str | None) -> str:
     return "/v0.1/callbacks?" + urlencode(query)
 
 
+def _issued(dispatch_uuid: str) -> str:
+    """The path's id, or the 404 of an unknown dispatch when it is not of a form we issue.
+    Called after `_caller()` (arguments are evaluated in order): credentials come first."""
+    if not is_issued_uuid(dispatch_uuid):
+        raise DispatchNotFound("not an id this service issues")
+    return dispatch_uuid
+
+
 def _history() -> CallbackHistory:
     history: CallbackHistory = get_services().callback_history
     return history
 
 
 def _caller() -> Application:
-    services = get_services()
-    header = bp.current_request.headers.get("authorization")
-    return authenticate(header, services.applications, services.clock.now())
+    return caller(get_services(), bp.current_request.headers.get("authorization"))

@@ -8,13 +8,14 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.api.auth import authenticate
+from chalicelib.api.auth import caller
 from chalicelib.api.body import decode_json_body
 from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
 from chalicelib.api.presenters import dispatch_view
-from chalicelib.api.validation import parse_create_request
+from chalicelib.api.validation import is_issued_uuid, parse_create_request
 from chalicelib.bootstrap import get_services
 from chalicelib.domain.application import Application
+from chalicelib.domain.errors import DispatchNotFound
 
 bp = Blueprint(__name__)
 
@@ -38,7 +39,10 @@ def create_workflow() -> Response:
 @problem_errors
 def get_dispatch(dispatch_uuid: str) -> Response:
     services = get_services()
-    dispatch = services.dispatches.get(_caller(), dispatch_uuid)
+    caller = _caller()  # credentials first: a stranger learns nothing from the id's form
+    if not is_issued_uuid(dispatch_uuid):
+        raise DispatchNotFound("not an id this service issues")
+    dispatch = services.dispatches.get(caller, dispatch_uuid)
     return json_response(dispatch_view(dispatch))
 
 
@@ -62,9 +66,7 @@ def _create(id_field: str) -> Response:
 
 
 def _caller() -> Application:
-    services = get_services()
-    header = bp.current_request.headers.get("authorization")
-    return authenticate(header, services.applications, services.clock.now())
+    return caller(get_services(), bp.current_request.headers.get("authorization"))
 
 
 @functools.lru_cache(maxsize=1)

@@ -73,12 +73,72 @@ class WebhookPayloadInvalid(ApiError):
     status, slug, title = 400, "webhook-payload", "Not a webhook payload of this provider"
 
 
+class MalformedRequest(ApiError):
+    """An HTTP request the server cannot read: a bad request line, Content-Length or chunking."""
+
+    status, slug, title = 400, "malformed-request", "Malformed HTTP request"
+
+
+class MethodNotAllowed(ApiError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+    def __init__(self, allowed: Sequence[str]):
+        super().__init__(
+            "This path does not serve this method; the Allow header lists those it does.",
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+
 class PayloadTooLarge(ApiError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class HeaderTooLarge(ApiError):
+    status, slug, title = 431, "header-too-large", "Request header fields too large"
+
+
+class RequestTimeout(ApiError):
+    """A request that did not arrive whole in time (the local front; API Gateway has its own
+    deadline and closes the connection)."""
+
+    status, slug, title = 408, "request-timeout", "Request timeout"
+
+
+class TooManyRequests(ApiError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+class ServiceUnavailable(ApiError):
+    """Answered instead of work the server would not keep, e.g. while it shuts down."""
+
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
 class UnsupportedMediaType(ApiError):
     status, slug, title = 415, "content-type-header", "Unsupported media type"
+
+
+class Forbidden(ApiError):
+    """API Gateway refusing a request by a rule of its own (a resource policy, an API key, WAF),
+    none of which this API sets up; the app never raises it."""
+
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class InternalError(ApiError):
+    status, slug, title = 500, "internal-error", "Internal error"
+
+
+class BadGateway(ApiError):
+    """API Gateway could not invoke the function behind it; the app never raises it."""
+
+    status, slug, title = 502, "bad-gateway", "Bad gateway"
+
+
+class GatewayTimeout(ApiError):
+    """API Gateway stopped waiting for the function (29 s); the app never raises it."""
+
+    status, slug, title = 504, "gateway-timeout", "Gateway timeout"
 
 
 class StagedOutage(ApiError):
@@ -95,7 +155,8 @@ class StagedOutage(ApiError):
         self.status = status
 
 
-def problem_response(error: ApiError, instance: str | None = None) -> Response:
+def problem_document(error: ApiError, instance: str | None = None) -> dict[str, Any]:
+    """The problem+json body of `error`: what every front (the app, the local server) answers."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + error.slug,
         "title": error.title,
@@ -104,22 +165,20 @@ def problem_response(error: ApiError, instance: str | None = None) -> Response:
     }
     if error.invalid_parameters:
         body["invalid_parameters"] = error.invalid_parameters
+    return body
+
+
+def problem_response(error: ApiError, instance: str | None = None) -> Response:
     headers: dict[str, str | list[str]] = {"Content-Type": PROBLEM_CONTENT_TYPE, **error.headers}
-    return Response(body=json.dumps(body), status_code=error.status, headers=headers)
+    return Response(
+        body=json.dumps(problem_document(error, instance)), status_code=error.status, headers=headers
+    )
 
 
 def internal_error_response() -> Response:
     """The answer to anything unexpected: logged with a trace id, never a stack trace out."""
     instance = uuid.uuid4().hex
     logger.exception("unhandled error, instance=%s", instance)
-    body = {
-        "type": PROBLEM_TYPE_BASE + "internal-error",
-        "title": "Internal error",
-        "detail": "The request could not be completed; it is safe to retry.",
-        "instance": instance,
-    }
-    return Response(
-        body=json.dumps(body),
-        status_code=500,
-        headers={"Content-Type": PROBLEM_CONTENT_TYPE},
+    return problem_response(
+        InternalError("The request could not be completed; it is safe to retry."), instance
     )

@@ -12,13 +12,15 @@ from chalice import Blueprint, Response
 from pydantic import ValidationError
 
 from chalicelib.adapters.callback_signing import verify
-from chalicelib.api.auth import authenticate
+from chalicelib.api.auth import caller
 from chalicelib.api.body import decode_json_body
 from chalicelib.api.errors import NotFound, RequestInvalid, StagedOutage
 from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
 from chalicelib.api.schemas import SandboxOutageRequest, SandboxStatusRequest
+from chalicelib.api.validation import invalid_parameters, is_issued_uuid
 from chalicelib.bootstrap import Services, get_services
 from chalicelib.domain.application import Application
+from chalicelib.domain.errors import DispatchNotFound
 from chalicelib.domain.model import MessageStatus, StatusEvent
 from chalicelib.service.callback_payloads import dispatch_uuid_of, iso
 
@@ -30,6 +32,8 @@ bp = Blueprint(__name__)
 def inject_status(message_uuid: str) -> Response:
     services = _sandbox()
     application = _caller(services)
+    if not is_issued_uuid(message_uuid):
+        raise NotFound("No message with this message_uuid exists for your application.")
     request = bp.current_request
     given = _parse_status(decode_json_body(request_bytes(request), request.headers.get("content-type")))
     event = StatusEvent(
@@ -73,7 +77,9 @@ def stage_outage() -> Response:
     try:
         outage = SandboxOutageRequest.model_validate(body)
     except ValidationError as exc:
-        raise RequestInvalid("Your request parameters did not validate.", _invalid(exc)) from None
+        raise RequestInvalid(
+            "Your request parameters did not validate.", invalid_parameters(exc)
+        ) from None
     until = services.clock.now() + timedelta(seconds=outage.seconds)
     services.sink.stage_outage(application.application_id, until, outage.status)
     return json_response({"until": iso(until), "status": outage.status}, status=202)
@@ -91,6 +97,8 @@ def list_callbacks() -> Response:
             "Name the dispatch whose callbacks to list.",
             [{"name": "dispatch_uuid", "reason": "This query parameter is required."}],
         )
+    if not is_issued_uuid(dispatch_uuid):
+        raise DispatchNotFound("not an id this service issues")
     services.dispatches.get(application, dispatch_uuid)  # 404 unless it is the caller's
     return json_response(services.sink.list(dispatch_uuid))
 
@@ -103,22 +111,16 @@ def _sandbox() -> Services:
 
 
 def _caller(services: Services) -> Application:
-    header = bp.current_request.headers.get("authorization")
-    return authenticate(header, services.applications, services.clock.now())
+    return caller(services, bp.current_request.headers.get("authorization"))
 
 
 def _parse_status(body: object) -> SandboxStatusRequest:
     try:
         return SandboxStatusRequest.model_validate(body)
     except ValidationError as exc:
-        raise RequestInvalid("Your request parameters did not validate.", _invalid(exc)) from None
-
-
-def _invalid(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"name": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]}
-        for err in exc.errors(include_input=False)
-    ]
+        raise RequestInvalid(
+            "Your request parameters did not validate.", invalid_parameters(exc)
+        ) from None
 
 
 def _signature_valid(services: Services, authorization: str | None, raw: bytes, owner: str) -> bool:

@@ -23,11 +23,23 @@ from chalicelib.domain.model import Channel, Condition
 #: Most messages one dispatch may chain; the contract sets no limit, a runaway chain costs money.
 MAX_WORKFLOW_ITEMS = 10
 
-#: Absolute http(s) URL with a host; written for both the Rust and Python regex engines.
-URL_PATTERN = r"^https?://[^\s/?#]+([/?#]\S*)?$"
+# What no URL may hold: whitespace, control characters, and the invisible format characters
+# that make one URL look like another (zero-width ones, bidi controls, the BOM).
+_NOT_IN_URL = r"\s\x00-\x1F\x7F-\x9F\u200B-\u200F\u202A-\u202E\u2060-\u206F\uFEFF"
+#: Absolute http(s) URL with a host; written for the Rust, Python and ECMA regex engines.
+URL_PATTERN = rf"^https?://[^{_NOT_IN_URL}/?#]+([/?#][^{_NOT_IN_URL}]*)?$"
 #: BCP 47-ish tag (en, en-GB, zh-Hant-TW); the provider maps `-` to its own `_`.
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
-
+# Free text (docs/input-rules.md): no control character (C0, DEL, C1) but tab, line feed and
+# carriage return, and none of the bidi embeddings and overrides U+202A to U+202E, which can
+# show characters in an order other than the one stored ("Trojan Source" spoofing). Isolates
+# (U+2066 to U+2069) and marks (U+200E, U+200F), which Unicode recommends instead, stay. Written
+# for the Rust, Python and ECMA regex engines alike.
+TEXT_PATTERN = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u202A-\u202E]*$"
+#: One line of text (names, tags, codes): the same, and no tab or line break either.
+LINE_PATTERN = r"^[^\x00-\x1F\x7F-\x9F\u202A-\u202E]*$"
+#: An id: printable ASCII, no space. The channel rules in `validation.py` narrow it further.
+ID_PATTERN = r"^[\x21-\x7E]+$"
 
 
 def _refuse_strings_and_booleans(value: Any) -> Any:
@@ -97,7 +109,9 @@ class Address(RequestModel):
 
     type: Channel
     number: str = Field(default=None, min_length=1, max_length=50)  # type: ignore[assignment]
-    id: str = Field(default=None, min_length=1, max_length=50)  # type: ignore[assignment]
+    id: str = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=50, pattern=ID_PATTERN
+    )
 
 
 class Media(RequestModel):
@@ -109,17 +123,19 @@ class Media(RequestModel):
 class CaptionedMedia(Media):
     """Image and file: a URL and an optional caption."""
 
-    caption: str = Field(default=None, min_length=1, max_length=3000)  # type: ignore[assignment]
+    caption: str = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=3000, pattern=TEXT_PATTERN
+    )
 
 
 class TemplateParameter(RequestModel):
-    default: str
+    default: str = Field(max_length=4096, pattern=TEXT_PATTERN)
 
 
 class Template(RequestModel):
     """A WhatsApp message template; parameters fill {{1}}, {{2}}… in order."""
 
-    name: str = Field(min_length=1, max_length=512)
+    name: str = Field(min_length=1, max_length=512, pattern=LINE_PATTERN)
     parameters: list[TemplateParameter]
 
 
@@ -132,7 +148,9 @@ class Content(RequestModel):
     characters."""
 
     type: ContentType
-    text: str = Field(default=None, min_length=1, max_length=4096)  # type: ignore[assignment]
+    text: str = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=4096, pattern=TEXT_PATTERN
+    )
     image: CaptionedMedia = Field(default=None)  # type: ignore[assignment]
     audio: Media = Field(default=None)  # type: ignore[assignment]
     video: Media = Field(default=None)  # type: ignore[assignment]
@@ -152,7 +170,9 @@ class ViberOptions(RequestModel):
 
 class MessengerOptions(RequestModel):
     category: Literal["response", "update", "message_tag"] = Field(default=None)  # type: ignore[arg-type]
-    tag: str = Field(default=None, min_length=1, max_length=100)  # type: ignore[assignment]
+    tag: str = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=100, pattern=LINE_PATTERN
+    )
 
 
 class WhatsAppOptions(RequestModel):
@@ -199,8 +219,8 @@ class CreateDispatchRequest(RequestModel):
 
 
 class SandboxError(RequestModel):
-    code: str = Field(min_length=1, max_length=50)
-    reason: str = Field(min_length=1, max_length=500)
+    code: str = Field(min_length=1, max_length=50, pattern=LINE_PATTERN)
+    reason: str = Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)
 
 
 class SandboxStatusRequest(RequestModel):

@@ -42,7 +42,9 @@ MAX_LISTED_PROBLEMS = 100
 
 # No leading 0: that also refuses the international "00" prefix.
 E164_DIGITS = re.compile(r"[1-9][0-9]{6,14}")
-SMS_SENDER_ID = re.compile(r"[A-Za-z0-9 ]{1,11}")
+#: Letters, digits and inner spaces ("My Company"), as carriers show a sender's name; never
+#: a leading or trailing space, so a blank or padded value is refused (docs/input-rules.md).
+SMS_SENDER_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ]{0,9}[A-Za-z0-9])?")
 NUMBER_REASON = "must be an E.164 phone number without + or 00: 7 to 15 digits, e.g. 447700900000"
 
 #: Sentences for pydantic error types; `{...}` are filled from the error's context.
@@ -63,7 +65,20 @@ REASONS: Mapping[str, str] = {
     "string_too_long": "must be at most {max_length} characters long",
     "too_short": "must have at least {min_length} item(s)",
     "too_long": "must have at most {max_length} items",
+    "string_pattern_mismatch": "is not in the form this field takes",
 }
+#: The reason for an error type no table names: pydantic's own message may quote its internals.
+UNKNOWN_REASON = "is not valid here"
+
+TEXT_REASON = (
+    "must not contain control characters other than tab, line feed and carriage return, "
+    "nor the bidi embeddings and overrides U+202A to U+202E"
+)
+LINE_REASON = (
+    "must be one line without control characters or the bidi embeddings and overrides "
+    "U+202A to U+202E"
+)
+ID_REASON = "must be printable ASCII without spaces or control characters"
 
 #: Sentences for one field's error, where the generic one would not help the client.
 FIELD_REASONS: Mapping[tuple[str, str], str] = {
@@ -74,7 +89,27 @@ FIELD_REASONS: Mapping[tuple[str, str], str] = {
     ("url", "string_pattern_mismatch"): "must be an absolute http or https URL",
     ("locale", "string_pattern_mismatch"): "must be a BCP 47 language tag such as en-GB",
     ("policy", "literal_error"): "must be 'deterministic'; the fallback policy is not supported",
+    ("text", "string_pattern_mismatch"): TEXT_REASON,
+    ("caption", "string_pattern_mismatch"): TEXT_REASON,
+    ("default", "string_pattern_mismatch"): TEXT_REASON,
+    ("reason", "string_pattern_mismatch"): TEXT_REASON,
+    ("name", "string_pattern_mismatch"): LINE_REASON,
+    ("tag", "string_pattern_mismatch"): LINE_REASON,
+    ("code", "string_pattern_mismatch"): LINE_REASON,
+    ("id", "string_pattern_mismatch"): ID_REASON,
 }
+
+
+#: A dispatch_uuid or message_uuid as this service issues them (`str(uuid.uuid4())`, uuid5 for
+#: messages): lowercase, canonical. Any other path id names nothing, whatever it holds.
+ISSUED_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_issued_uuid(value: str) -> bool:
+    """Whether a path's id could be one this service issued. One that cannot is answered 404, as
+    an unknown one is: it names no resource, and a 400 would only tell a prober which ids are
+    well formed. Checked before any store is read, so no key of any form reaches it."""
+    return ISSUED_UUID.fullmatch(value) is not None
 
 
 def parse_create_request(
@@ -173,6 +208,12 @@ def _check_structure(body: dict[str, Any]) -> tuple[CreateDispatchRequest | None
     return None, problems
 
 
+def invalid_parameters(exc: ValidationError) -> list[dict[str, str]]:
+    """`invalid_parameters` for a model's errors, in the words every route uses."""
+    errors = exc.errors(include_url=False, include_input=False)
+    return [{"name": name, "reason": reason} for name, reason in map(_translate, errors)]
+
+
 def _check_item_structure(item: Any, index: int) -> list[Problem]:
     try:
         WorkflowItem.model_validate(item)
@@ -187,18 +228,26 @@ def _translate(error: Mapping[str, Any], prefix: tuple[str | int, ...] = ()) -> 
     field = next((part for part in reversed(loc) if isinstance(part, str)), "")
     template = FIELD_REASONS.get((field, error["type"])) or REASONS.get(error["type"])
     try:
-        reason = template.format(**error.get("ctx", {})) if template else str(error["msg"])
-    except KeyError:  # a pydantic release that renamed a context key: its own text will do
-        reason = str(error["msg"])
+        reason = template.format(**error.get("ctx", {})) if template else UNKNOWN_REASON
+    except KeyError:  # a pydantic release that renamed a context key
+        reason = UNKNOWN_REASON
     return _path(loc), reason
+
+
+#: Longest name of an unknown field echoed back: the name is the client's text.
+MAX_NAME_SHOWN = 64
 
 
 def _path(loc: Sequence[str | int]) -> str:
     """`("workflow", 0, "from")` → `workflow[0].from`."""
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        path += f"[{part}]" if isinstance(part, int) else (f".{_name(part)}" if path else _name(part))
     return path or "body"
+
+
+def _name(part: str) -> str:
+    return part if len(part) <= MAX_NAME_SHOWN else part[:MAX_NAME_SHOWN] + "…"
 
 
 def _uncovered(rules: list[Problem], structural: list[Problem]) -> list[Problem]:
@@ -284,10 +333,32 @@ def _check_address(
     value = address.get(wanted)
     if value is None:
         problems.append((f"{path}.{wanted}", f"is required for the {role} on {channel.value}"))
+    elif wanted == "id" and isinstance(value, str) and not _is_channel_id(channel, value):
+        problems.append((f"{path}.id", ID_REASONS[channel]))
     elif wanted == "number" and isinstance(value, str) and not _is_mms_short_code(channel, side, value):
         number_reason = _number_reason(value, sender_id_allowed=channel is Channel.SMS and side == 0)
         problems += [(f"{path}.number", number_reason)] if number_reason else []
     return problems
+
+
+#: What each channel's ids may hold (docs/input-rules.md). Messenger's page id is a segment of
+#: the Graph API URL a message is posted to, so it must never hold `/`, `.` or `%`; Meta's ids
+#: are digits, and the letters, `_` and `-` are for placeholders such as FB_SENDER_ID. Viber's
+#: user ids are base64 (`+`, `/`, `=`), and only ever travel inside a JSON body.
+CHANNEL_IDS: Mapping[Channel, re.Pattern[str]] = {
+    Channel.MESSENGER: re.compile(r"[A-Za-z0-9_-]+"),
+    Channel.VIBER: re.compile(r"[A-Za-z0-9+/=_-]+"),
+}
+ID_REASONS: Mapping[Channel, str] = {
+    Channel.MESSENGER: "must be a Messenger page or user id: letters, digits, _ and - only",
+    Channel.VIBER: "must be a Viber id: letters, digits, +, /, =, _ and - only",
+}
+
+
+def _is_channel_id(channel: Channel, value: str) -> bool:
+    pattern = CHANNEL_IDS.get(channel)
+    # Any other channel that takes an id: the structural pattern (printable ASCII) suffices.
+    return pattern is None or pattern.fullmatch(value) is not None
 
 
 #: MMS is sent from US short codes (5 or 6 digits), which are not E.164 numbers.
@@ -299,7 +370,7 @@ def _is_mms_short_code(channel: Channel, side: int, value: str) -> bool:
 
 
 def _number_reason(value: str, sender_id_allowed: bool) -> str | None:
-    if sender_id_allowed and SMS_SENDER_ID.fullmatch(value) and value.strip():
+    if sender_id_allowed and SMS_SENDER_ID.fullmatch(value):
         return None
     if _is_possible_number(value):
         return None
@@ -310,7 +381,7 @@ def _number_reason(value: str, sender_id_allowed: bool) -> str | None:
     else:
         reason = NUMBER_REASON
     if sender_id_allowed:
-        reason += ", or an alphanumeric sender id of 1 to 11 letters, digits or spaces"
+        reason += ", or an alphanumeric sender id of 1 to 11 letters, digits and inner spaces"
     return reason
 
 

@@ -1,18 +1,23 @@
 """Channel webhooks: `POST /webhooks/{provider}/status` and `/inbound`, and Meta's GET handshake.
 
-The signature is checked on the raw body before anything is parsed: a bad or missing one is a
-401 and nothing is applied. A signed body that is not a payload of that provider is a 400.
-Anything else that goes wrong is a 500, so the provider retries the whole batch (applying a
-status twice changes nothing). Answers are small and quick: providers only read the status code.
+A body over its provider's size limit (`MAX_BODY_BYTES`) is a 413 before anything else is
+done with it. The signature is then checked on the raw body before anything is parsed: a bad or
+missing one is a 401 and nothing is applied. A signed body that is not a payload of that provider
+is a 400. A large batch is queued rather than applied (`WebhookService`), so every answer comes
+well inside a provider's timeout. Anything else that goes wrong is a 500, so the provider retries
+the whole batch (applying a status twice changes nothing). Answers are small and quick:
+providers only read the status code. Limits and sources: docs/webhooks.md.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from chalice import Blueprint, Response
 
 from chalicelib.api.errors import (
     NotFound,
+    PayloadTooLarge,
     WebhookPayloadInvalid,
     WebhookSignatureInvalid,
     WebhookVerificationFailed,
@@ -32,11 +37,30 @@ bp = Blueprint(__name__)
 
 KINDS: tuple[WebhookKind, ...] = ("status", "inbound")
 
+KIB = 1024
+#: The largest body each provider's webhooks take, from what the provider documents it sends.
+#: A larger one is refused (413) unread: it is not from the provider, or not one we could apply
+#: in time. Sources and reasoning: docs/webhooks.md.
+MAX_BODY_BYTES: Mapping[str, int] = {
+    # Meta: "Webhooks payloads can be up to 3MB" (WhatsApp Cloud API and Messenger alike).
+    "whatsapp": 3 * KIB * KIB,
+    "messenger": 3 * KIB * KIB,
+    # One event per callback, holding at most one message, whose whole JSON Viber caps at 30 KB.
+    "viber": 128 * KIB,
+    # SNS caps a message at 256 KiB; the HTTP notification carries it escaped as a JSON string.
+    "aws_sms": 1024 * KIB,
+    # Vonage documents no limit; a callback is one status or one message.
+    "vonage": 256 * KIB,
+}
+#: For a provider not in the table.
+DEFAULT_MAX_BODY_BYTES = 256 * KIB
+
 
 @bp.route("/webhooks/{provider}/{kind}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 @problem_errors
 def receive(provider: str, kind: str) -> Response:
     webhook, hook_kind = _webhook(provider, kind)
+    _check_size(webhook.name)
     request = _webhook_request()
     try:
         report = get_services().webhook_service.receive(webhook, hook_kind, request)
@@ -46,14 +70,15 @@ def receive(provider: str, kind: str) -> Response:
     except WebhookMalformed as exc:
         logger.warning("webhook payload refused", extra={"provider": provider, "reason": str(exc)})
         raise WebhookPayloadInvalid(str(exc)) from None
-    return json_response(
-        {
-            "applied": report.applied,
-            "unmatched": report.unmatched,
-            "ignored": report.ignored,
-            "relayed": report.relayed,
-        }
-    )
+    body = {
+        "applied": report.applied,
+        "unmatched": report.unmatched,
+        "ignored": report.ignored,
+        "relayed": report.relayed,
+    }
+    if report.queued:
+        body["queued"] = report.queued
+    return json_response(body)
 
 
 @bp.route("/webhooks/{provider}/{kind}", methods=["GET"])
@@ -72,6 +97,16 @@ def _webhook(provider: str, kind: str) -> tuple[ChannelWebhook, WebhookKind]:
     if webhook is None or kind not in KINDS:
         raise NotFound("No such webhook.")
     return webhook, "status" if kind == "status" else "inbound"
+
+
+def _check_size(provider: str) -> None:
+    size = len(request_bytes(bp.current_request))
+    limit = MAX_BODY_BYTES.get(provider, DEFAULT_MAX_BODY_BYTES)
+    if size > limit:
+        logger.warning("webhook body too large", extra={"provider": provider, "bytes": size, "limit": limit})
+        raise PayloadTooLarge(
+            f"The request body is {size} bytes; this provider's webhooks take at most {limit} bytes."
+        )
 
 
 def _webhook_request() -> WebhookRequest:

@@ -116,6 +116,16 @@ class SecretStore(Protocol):
         """Create the secret or store a new value for it."""
 
 
+class TokenUses(Protocol):
+    """The client JWTs already used, for deployments that accept each token once."""
+
+    def first_use(self, application_id: str, jti: str, until: datetime) -> bool:
+        """Record a use of the token (application_id, jti); False if it was used before.
+
+        `until` is when the token stops being accepted anyway: the record may go after it. One
+        atomic step, so of two concurrent uses exactly one is the first."""
+
+
 class OverdueCheck(NamedTuple):
     """A live dispatch's pending check, as the sweeper's index lists it."""
 

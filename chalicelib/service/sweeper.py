@@ -56,6 +56,9 @@ class SweepResult:
     #: Dispatches whose callbacks were nudged again: a decided callback never taken in, or a
     #: retry whose queue message never came.
     callbacks_recovered: int = 0
+    #: Index reads that raised (the overdue checks, the outboxes, the callback retries): the run
+    #: goes on without that list, and the next run reads those minutes again.
+    unread: int = 0
 
 
 class Sweeper:
@@ -92,7 +95,15 @@ class Sweeper:
         cutoff = now - self._grace
         lookback = self._lookback(now, cutoff) if lookback_minutes is None else lookback_minutes
         since = cutoff - timedelta(minutes=lookback)
-        overdue = self._repo.overdue(cutoff, since)
+        unread = 0
+        try:
+            overdue = self._repo.overdue(cutoff, since)
+        except Exception:
+            # One failed Query (throttled past botocore's retries, say) must not cost the rest
+            # of the run: the callbacks below are recovered all the same.
+            unread += 1
+            overdue = []
+            logger.exception("overdue checks not read", extra={"lookback_minutes": lookback})
         failed = 0
         for dispatch_uuid, step_index, _ in overdue:
             try:
@@ -105,8 +116,9 @@ class Sweeper:
                     "overdue check failed",
                     extra={"dispatch_uuid": dispatch_uuid, "step_index": step_index},
                 )
-        recovered = self._recover_callbacks(cutoff, since)
-        if self._marks is not None and lookback_minutes is None and not failed:
+        recovered, missed = self._recover_callbacks(cutoff, since)
+        unread += missed
+        if self._marks is not None and lookback_minutes is None and not failed and not unread:
             # Everything up to the cutoff was seen and handled: later runs may start from here.
             self._marks.mark_swept(cutoff)
         result = SweepResult(
@@ -115,6 +127,7 @@ class Sweeper:
             failed=failed,
             lost=sum(1 for check in overdue if not check.backstop),
             callbacks_recovered=recovered,
+            unread=unread,
         )
         if overdue or recovered:
             # Silent when idle: it runs every minute, and a found step means a timer lost one.
@@ -143,11 +156,19 @@ class Sweeper:
         behind = math.ceil(max(0.0, (cutoff - swept_to).total_seconds()) / 60)
         return min(full, max(self._recent_minutes, behind + 1))
 
-    def _recover_callbacks(self, cutoff: datetime, since: datetime) -> int:
+    def _recover_callbacks(self, cutoff: datetime, since: datetime) -> tuple[int, int]:
+        """(dispatches nudged, lists that could not be read); each list on its own, so one
+        failed read leaves the other's dispatches recovered."""
         if self._callback_store is None or self._callback_queue is None:
-            return 0
-        stranded = dict.fromkeys(self._repo.unrelayed(cutoff, since))
-        stranded.update(dict.fromkeys(self._callback_store.stalled(cutoff, since)))
+            return 0, 0
+        stranded: dict[str, None] = {}
+        missed = 0
+        for source in (self._repo.unrelayed, self._callback_store.stalled):
+            try:
+                stranded.update(dict.fromkeys(source(cutoff, since)))
+            except Exception:
+                missed += 1
+                logger.exception("stranded callbacks not read")
         for dispatch_uuid in stranded:
             self._callback_queue.nudge(dispatch_uuid)
-        return len(stranded)
+        return len(stranded), missed

@@ -15,12 +15,17 @@ Everything in a batch is applied; a status for no message of ours is counted, lo
 dropped (providers send events for messages other systems sent from the same number). An
 exception while applying escapes, so the route answers 5xx and the provider retries the whole
 batch, which is safe: every status is idempotent.
+
+A batch of more than `inline_limit` events is not applied in the request: its verified,
+normalised events go to a `WebhookQueue` (SQS on AWS) in chunks, the provider hears 200 at once,
+and the `apply_webhooks` function applies each chunk with `apply` (docs/webhooks.md). A
+request's work is then bounded by the body-size limit, not by what the batch holds.
 """
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -86,6 +91,10 @@ class InboundMessage:
     context_message_id: str | None = None
 
 
+#: One normalised event of a batch, as applied and as queued.
+WebhookEvent = ProviderStatus | RecipientStatus | InboundMessage
+
+
 @dataclass(frozen=True)
 class WebhookBatch:
     statuses: tuple[ProviderStatus, ...] = ()
@@ -93,6 +102,12 @@ class WebhookBatch:
     inbound: tuple[InboundMessage, ...] = ()
     #: Events the mapping table does not know (logged by the parser, counted here).
     ignored: int = 0
+
+    @property
+    def events(self) -> tuple[WebhookEvent, ...]:
+        """Every event to apply, in the order they are applied: statuses, then watermarks, then
+        inbound messages."""
+        return (*self.statuses, *self.recipient_statuses, *self.inbound)
 
 
 class ChannelWebhook(Protocol):
@@ -114,6 +129,23 @@ class WebhookReport:
     unmatched: int = 0
     ignored: int = 0
     relayed: int = 0
+    #: Events handed to the webhook queue, to be applied after the answer.
+    queued: int = 0
+
+
+class WebhookQueue(Protocol):
+    def put(self, provider: str, events: Sequence[WebhookEvent]) -> Sequence[WebhookEvent]:
+        """Queue verified events of `provider` for `WebhookService.apply`, in order; returns
+        those it cannot carry (an event too large for a queue message), for the caller to apply.
+        Raises when the queue refused any (the provider then retries the whole batch)."""
+
+
+#: Batches up to this many events are applied in the request (the common case is one status
+#: per webhook, and it keeps its latency); larger ones go to the webhook queue.
+DEFAULT_INLINE_LIMIT = 25
+
+#: What applying one event did.
+EventOutcome = Literal["applied", "unmatched", "relayed", "dropped"]
 
 
 class WebhookService:
@@ -122,35 +154,84 @@ class WebhookService:
         dispatches: DispatchService,
         repository: DispatchRepository,
         applications: ApplicationLookup,
+        queue: WebhookQueue | None = None,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
     ) -> None:
         self._dispatches = dispatches
         self._repo = repository
         self._apps = applications
+        self._queue = queue
+        self._inline_limit = inline_limit
 
     def receive(self, webhook: ChannelWebhook, kind: WebhookKind, request: WebhookRequest) -> WebhookReport:
         webhook.verify(request)
         batch = webhook.parse(request, kind)
-        applied = unmatched = 0
-        for status in batch.statuses:
-            if self._dispatches.apply_status(
-                webhook.name, status.provider_message_id, status.event, hint=status.hint
-            ):
-                applied += 1
-            else:
-                unmatched += 1
-        for watermark in batch.recipient_statuses:
-            if self._apply_watermark(webhook.name, watermark):
-                applied += 1
-            else:
-                unmatched += 1
-        relayed = sum(self._relay(webhook.name, message) for message in batch.inbound)
-        report = WebhookReport(applied, unmatched, batch.ignored, relayed)
-        if unmatched or batch.ignored:
+        events = batch.events
+        queued = 0
+        if self._queue is not None and len(events) > self._inline_limit:
+            left = self._queue.put(webhook.name, events)
+            queued = len(events) - len(left)
+            logger.info(
+                "webhook batch queued",
+                extra={"provider": webhook.name, "queued": queued, "ignored": batch.ignored},
+            )
+            events = tuple(left)
+        applied = self.apply(webhook.name, events)
+        report = WebhookReport(applied.applied, applied.unmatched, batch.ignored, applied.relayed, queued)
+        if report.unmatched or batch.ignored:
             logger.info(
                 "webhook events not applied",
-                extra={"provider": webhook.name, "unmatched": unmatched, "ignored": batch.ignored},
+                extra={"provider": webhook.name, "unmatched": report.unmatched, "ignored": batch.ignored},
             )
         return report
+
+    def apply(
+        self,
+        provider: str,
+        events: Sequence[WebhookEvent],
+        requeue: Callable[[str, Sequence[WebhookEvent]], object] | None = None,
+    ) -> WebhookReport:
+        """Apply verified events in order: a small batch in the request, or a chunk taken from
+        the webhook queue.
+
+        Without `requeue` (in the request), an exception escapes at the first event that fails.
+        With it (a queued chunk), when an event fails after others were applied, the rest (from
+        the failed one on) are queued again with `requeue` and the chunk is done: redelivering it
+        whole would relay its inbound messages a second time. When the first event fails, or
+        requeueing fails, the exception escapes and the queue redelivers the chunk, until it ends
+        in the dead-letter queue. Each requeue is shorter than the chunk before it, so a chunk
+        that always fails reaches the dead-letter queue too.
+        """
+        outcomes: list[EventOutcome] = []
+        for position, event in enumerate(events):
+            try:
+                outcomes.append(self._apply_event(provider, event))
+            except Exception:
+                if position == 0 or requeue is None:
+                    raise
+                requeue(provider, events[position:])
+                logger.warning(
+                    "webhook chunk failed part way: the rest is queued again",
+                    exc_info=True,
+                    extra={"provider": provider, "applied": position, "requeued": len(events) - position},
+                )
+                break
+        return WebhookReport(
+            applied=outcomes.count("applied"),
+            unmatched=outcomes.count("unmatched"),
+            relayed=outcomes.count("relayed"),
+            queued=len(events) - len(outcomes),
+        )
+
+    def _apply_event(self, provider: str, event: WebhookEvent) -> EventOutcome:
+        if isinstance(event, ProviderStatus):
+            found = self._dispatches.apply_status(
+                provider, event.provider_message_id, event.event, hint=event.hint
+            )
+            return "applied" if found else "unmatched"
+        if isinstance(event, RecipientStatus):
+            return "applied" if self._apply_watermark(provider, event) else "unmatched"
+        return "relayed" if self._relay(provider, event) else "dropped"
 
     def _apply_watermark(self, provider: str, status: RecipientStatus) -> bool:
         latest = self._repo.find_recipient(provider, status.recipient)

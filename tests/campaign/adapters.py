@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from chalicelib.domain.application import Application
 from chalicelib.domain.callbacks import AttemptResult, CallbackRecord
 from chalicelib.domain.model import Dispatch, Step
-from chalicelib.service.ports import MessageRef, OverdueCheck, ProviderError
+from chalicelib.service.ports import DispatchRepository, MessageRef, OverdueCheck, ProviderError
 from tests.campaign.faults import SimulatedCrash
 from tests.campaign.records import S
 from tests.fake_callbacks import InMemoryCallbackStore
@@ -30,9 +30,14 @@ class FaultyRepository:
     """The in-memory repository (the one sharing the DynamoDB repository's contract tests),
     with a process death after a committed write and another input let in before a save."""
 
-    def __init__(self, world: World, inner: InMemoryDispatchRepository) -> None:
+    def __init__(
+        self, world: World, inner: InMemoryDispatchRepository | DispatchRepository, *, wire: bool = False
+    ) -> None:
         self._world = world
         self.inner = inner
+        #: On moto, what a save committed is read off the wire (`aws.FaultWire`), because a save
+        #: that raised may have committed all the same; in memory, a save that returned did.
+        self._wire = wire
 
     def get(self, dispatch_uuid: str) -> Dispatch | None:
         return self.inner.get(dispatch_uuid)
@@ -45,9 +50,11 @@ class FaultyRepository:
     def save(self, dispatch: Dispatch, message_refs: Sequence[MessageRef] = ()) -> Dispatch:
         self._world.race(dispatch.dispatch_uuid)
         stored = self.inner.save(dispatch, message_refs)
-        for ref in message_refs:
-            self._world.routed.add(ref.provider_message_id)
-        self._world.saved(self._world.record_of(dispatch.dispatch_uuid))
+        if not self._wire:
+            self._world.saves += 1
+            for ref in message_refs:
+                self._world.routed.add(ref.provider_message_id)
+            self._world.saved(self._world.record_of(dispatch.dispatch_uuid))
         self._maybe_crash(dispatch.dispatch_uuid, "crash_after_save", "save")
         return stored
 
@@ -164,17 +171,26 @@ class SimTimer:
         if backstop and rec.aws_backend:
             world.count("backstops left to the sweeper")
             return
-        due = world.us(at)
-        fires = [due]
+        self.arm(dispatch_uuid, step_index, world.us(at), backstop)
+
+    def arm(
+        self, dispatch_uuid: str, step_index: int, due: int, backstop: bool = False, fire: int | None = None
+    ) -> None:
+        """A check named by `due` (µs) is set to fire at `fire` (default `due`), or is lost, late,
+        or fires twice."""
+        world = self._world
+        rec, rates = world.record_of(dispatch_uuid), world.rates
+        at = due if fire is None else fire
+        fires = [at]
         draw = rec.rng.random()
         if draw < rates.timer_lost:
             world.note(rec, "timer_lost", f"step {step_index} due +{world.rel(rec, due)}")
             fires = []
         elif draw < rates.timer_lost + rates.timer_late:
-            fires = [due + int(rec.rng.uniform(1, 60) * 1000) * 1000]
-            world.note(rec, "timer_late", f"step {step_index} by {(fires[0] - due) / S:.0f}s")
+            fires = [at + int(rec.rng.uniform(1, 60) * 1000) * 1000]
+            world.note(rec, "timer_late", f"step {step_index} by {(fires[0] - at) / S:.0f}s")
         elif draw < rates.timer_lost + rates.timer_late + rates.timer_twice:
-            fires.append(due + int(rec.rng.uniform(0, 30) * 1000) * 1000)
+            fires.append(at + int(rec.rng.uniform(0, 30) * 1000) * 1000)
             world.note(rec, "timer_twice", f"step {step_index}")
         key = (dispatch_uuid, step_index, due)
         events = [world.push(rec, at_us, "timer", (step_index,)) for at_us in fires]
@@ -185,7 +201,13 @@ class SimTimer:
         rec = world.record_of(dispatch_uuid)
         if backstop and rec.aws_backend:
             return  # never set, so nothing to cancel
-        checks = self.pending.pop((dispatch_uuid, step_index, world.us(at)), [])
+        self.disarm(dispatch_uuid, step_index, world.us(at), backstop)
+
+    def disarm(self, dispatch_uuid: str, step_index: int, due: int, backstop: bool = False) -> None:
+        """The check set for `due` (µs) is cancelled, unless the cancel does not take."""
+        world = self._world
+        rec = world.record_of(dispatch_uuid)
+        checks = self.pending.pop((dispatch_uuid, step_index, due), [])
         if any(kind != backstop for kind, _ in checks):
             # A send guard and a deadline of the same length share (step, due time) when the send
             # takes no time. The service then keeps that one check rather than cancel the guard
@@ -207,11 +229,15 @@ class SimQueue:
 
     def nudge(self, dispatch_uuid: str, at: datetime | None = None) -> None:
         world = self._world
+        self.queued(dispatch_uuid, max(world.now_us, world.us(at)) if at is not None else world.now_us)
+
+    def queued(self, dispatch_uuid: str, due: int) -> None:
+        """A nudge is in the queue, due at `due` (µs)."""
+        world = self._world
         rec = world.record_of(dispatch_uuid)
         if rec.rng.random() < world.rates.nudge_lost:
             world.note(rec, "nudge_lost", "")
             return
-        due = max(world.now_us, world.us(at)) if at is not None else world.now_us
         world.push(rec, due + int(rec.rng.uniform(0, 0.5) * 1000) * 1000, "drain", ())
 
 

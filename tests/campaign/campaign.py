@@ -7,7 +7,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from chalicelib.domain.callbacks import CallbackKind
@@ -15,7 +15,7 @@ from chalicelib.domain.model import Outcome, Phase
 from chalicelib.service.callback_relay import CallbackRelay
 from chalicelib.service.dispatches import DispatchService
 from chalicelib.service.sweeper import Sweeper
-from tests.campaign import invariants, oracle
+from tests.campaign import aws, invariants, oracle
 from tests.campaign.faults import FaultRates
 from tests.campaign.invariants import Violation
 from tests.campaign.records import TAKEN, DispatchRecord, S
@@ -36,6 +36,13 @@ class CampaignResult:
     simulated_seconds: float = 0.0
     #: Every fault probability was multiplied by this (`--faults`).
     fault_scale: float = 1.0
+    #: `memory` (the in-memory repository) or `moto` (the AWS adapters, faults on the wire).
+    backend: str = "memory"
+    #: moto only: AWS API attempts by operation, the back-off botocore would have slept, and the
+    #: retry configuration of the service's clients.
+    aws_calls: dict[str, int] = field(default_factory=dict)
+    backoff_seconds: float = 0.0
+    retries: dict[str, dict] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -50,16 +57,49 @@ def run_campaign(
     service_class: type[DispatchService] = DispatchService,
     relay_class: type[CallbackRelay] = CallbackRelay,
     sweeper_class: type[Sweeper] = Sweeper,
+    backend: str = "memory",
 ) -> CampaignResult:
     """`count` dispatches of campaign `seed` (or only dispatch `only` of them, exactly as it
     runs among the others), through the real service, relay and sweeper, unless a test hands
-    in a broken variant to prove the checks catch it."""
+    in a broken variant to prove the checks catch it; over the in-memory repository, or over
+    the AWS adapters under moto (`backend="moto"`)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}")
+    with ExitStack() as stack:
+        stats = stack.enter_context(aws.moto_backend()) if backend == "moto" else None
+        result = _run(count, seed, only, fault_scale, service_class, relay_class, sweeper_class, backend)
+        if stats is not None:
+            result.backoff_seconds = stats.backoff_seconds
+    return result
+
+
+BACKENDS = ("memory", "moto")
+
+
+def _run(
+    count: int,
+    seed: int,
+    only: int | None,
+    fault_scale: float,
+    service_class: type[DispatchService],
+    relay_class: type[CallbackRelay],
+    sweeper_class: type[Sweeper],
+    backend: str,
+) -> CampaignResult:
     started = time.perf_counter()
-    world = World(
-        seed, count, FaultRates().scaled(fault_scale), only, service_class, relay_class, sweeper_class
-    )
     with _quiet_logs():
+        world = World(
+            seed,
+            count,
+            FaultRates().scaled(fault_scale),
+            only,
+            service_class,
+            relay_class,
+            sweeper_class,
+            backend=backend,
+        )
         world.run()
+        world.settle_sends()
     violations: list[Violation] = []
     failed: dict[int, DispatchRecord] = {}
     counts = world.counts
@@ -82,6 +122,9 @@ def run_campaign(
         wall_seconds=time.perf_counter() - started,
         simulated_seconds=world.end_us / S,
         fault_scale=fault_scale,
+        backend=backend,
+        aws_calls=dict(world.wire.calls) if world.wire is not None else {},
+        retries=world.retries,
     )
 
 
@@ -108,6 +151,11 @@ def _tally(counts: Counter[str], rec: DispatchRecord, stored) -> None:
     distinct = {r.event_id for r in rec.received}
     counts["callbacks delivered (distinct)"] += len(distinct)
     counts["callbacks posted again (deduplicated by event id)"] += len(rec.received) - len(distinct)
+    if "create" in rec.aws_errors:
+        # The client was answered 503 (unavailable): right when nothing was stored; when the
+        # write landed all the same, the dispatch runs, and a client that retries makes another.
+        stored_or_not = "stored all the same" if stored is not None else "nothing stored"
+        counts[f"creates answered an AWS error: {stored_or_not}"] += 1
     if stored is None:
         return
     for step in stored.steps:

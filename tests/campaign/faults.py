@@ -61,17 +61,31 @@ class FaultRates:
     receiver_timeout: float = 0.04
     receiver_429: float = 0.02  #: with Retry-After: 30
     crash_after_post: float = 0.005  #: the receiver got it, the drain died before recording it
+    # --- AWS calls, `--backend moto` only (per API call the service's adapters make) -------------
+    # A fault holds for 1, 2 or every attempt of the call (`aws_burst`): botocore's own retries
+    # absorb the shorter ones, the longest reach the adapter as the error it would see on AWS.
+    aws_throttle: float = 0.03  #: ProvisionedThroughputExceeded / Throttling / RequestThrottled
+    aws_server_error: float = 0.015  #: InternalServerError / ServiceUnavailable (500, 503)
+    aws_connect_error: float = 0.005  #: EndpointConnectionError: the request never got there
+    #: Writes only: the write was applied, then the caller saw a ReadTimeoutError or a
+    #: ConnectionClosedError. botocore retries it, so the retry meets its own write.
+    aws_ambiguous: float = 0.03
+    #: Reads get throttles, 500s and connection errors at this share of the writes' rates.
+    aws_read_share: float = 0.5
 
     def scaled(self, factor: float) -> FaultRates:
-        """Every fault `factor` times as likely (capped at 1); the backend share is kept."""
+        """Every fault `factor` times as likely (capped at 1); the shares are kept."""
         return replace(
             self,
             **{
                 f.name: min(1.0, getattr(self, f.name) * factor)
                 for f in fields(self)
-                if f.name != "aws_backend"
+                if f.name not in _KEPT
             },
         )
 
+
+#: Shares, not probabilities of a fault: `scaled` leaves them as they are.
+_KEPT = frozenset({"aws_backend", "aws_read_share"})
 
 NO_FAULTS = FaultRates().scaled(0.0)

@@ -29,7 +29,13 @@ class Violation:
 def check(
     rec: DispatchRecord, stored: Dispatch | None, expected: Expectation, policy: Policy, routed: set[str]
 ) -> list[Violation]:
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str]] = [("unexpected error", error) for error in rec.errors]
+    if stored is None and "create" in rec.aws_errors:
+        # The client was told the create failed (an AWS error the adapters let through) and
+        # nothing was stored: nothing may have happened for it either.
+        if rec.sends or rec.received:
+            found.append(("refused create acted on", f"{len(rec.sends)} sends, {len(rec.received)} callbacks"))
+        return [Violation(rec.index, name, detail) for name, detail in found]
     found += [("left waiting", detail) for detail in rec.stranded]
     if stored is None or not stored.status.is_final:
         state = "never stored" if stored is None else f"{stored.status.value} on step {stored.current}"

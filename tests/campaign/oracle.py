@@ -95,6 +95,8 @@ def _told(rec: DispatchRecord, step: int, policy: Policy) -> list[MessageStatus]
     if not attempts:
         return []
     last = attempts[-1]
+    if last.crashed:
+        return []  # its result was never saved: the send guard gives the step up, untold
     if last.result == "send_permanent":
         return [MessageStatus.REJECTED]
     if last.result in TRANSIENT and len(attempts) >= policy.max_send_attempts:

@@ -51,7 +51,8 @@ class SendAttempt:
     #: send_permanent, send_timeout_taken
     result: str
     provider_message_id: str | None = None
-    #: Accepted, then the process died before the answer was saved.
+    #: The process died (or, on moto, the input failed on an AWS error) before the answer was
+    #: saved.
     crashed: bool = False
 
     @property
@@ -111,6 +112,14 @@ class DispatchRecord:
     stranded: list[str] = field(default_factory=list)
     pending: set[Event] = field(default_factory=set)
     counter: itertools.count = field(default_factory=itertools.count)
+    #: `--backend moto`: the AWS timer backend of the dispatch (stepfunctions or scheduler).
+    timer_backend: str = ""
+    #: `--backend moto`: the inputs an AWS error ended (create, webhook, timer check...).
+    aws_errors: list[str] = field(default_factory=list)
+    #: Inputs that raised anything but an AWS error or a simulated death: each one a violation.
+    errors: list[str] = field(default_factory=list)
+    #: `--backend moto`: how many of `sends` came before the dispatch's latest committed save.
+    sends_saved: int = 0
 
     def describe(self) -> str:
         parts = []
@@ -120,6 +129,8 @@ class DispatchRecord:
             else:
                 parts.append(f"{spec.channel.value}({spec.condition.value} in {spec.expiry_time}s)")
         backend = "aws timers (backstops left to the sweeper)" if self.aws_backend else "local timer"
+        if self.timer_backend:
+            backend = f"{self.timer_backend} timer (backstops left to the sweeper)"
         return " -> ".join(parts) + f"; {backend}"
 
 

@@ -17,13 +17,15 @@ _SECTIONS = [
     ("webhooks", ("webhooks", "statuses recorded as late")),
     ("timers and the sweeper", ("sweeps", "sweeper:", "backstops", "cancels")),
     ("callbacks", ("callback", "callbacks")),
-    ("races and process deaths", ("races:", "processes died in:")),
+    ("races and process deaths", ("races:", "processes died in:", "inputs raised unexpectedly:")),
+    ("AWS faults and the inputs they ended (moto)", ("inputs failed on an AWS error:", "aws calls faulted:", "creates")),
 ]
 
 
 def command(result: CampaignResult) -> str:
     faults = f" --faults {result.fault_scale:g}" if result.fault_scale != 1 else ""
-    return f"python -m tests.campaign --count {result.count} --seed {result.seed}{faults}"
+    backend = f" --backend {result.backend}" if result.backend != "memory" else ""
+    return f"python -m tests.campaign{backend} --count {result.count} --seed {result.seed}{faults}"
 
 
 def reproducer(result: CampaignResult, index: int) -> str:
@@ -37,7 +39,12 @@ def render(result: CampaignResult) -> str:
         else f"{result.count} dispatches"
     )
     faults = f", faults x{result.fault_scale:g}" if result.fault_scale != 1 else ""
-    lines = [f"fault campaign: seed {result.seed}, {scope}{faults}"]
+    backend = (
+        ", the AWS adapters under moto, faults on the wire"
+        if result.backend == "moto"
+        else ", the in-memory repository"
+    )
+    lines = [f"fault campaign: seed {result.seed}, {scope}{faults}{backend}"]
     shown: set[str] = set()
     for title, prefixes in _SECTIONS:
         keys = [k for k in sorted(result.counts) if k.startswith(prefixes) and k not in shown]
@@ -47,6 +54,12 @@ def render(result: CampaignResult) -> str:
             shown.update(keys)
     rest = [k for k in sorted(result.counts) if k not in shown]
     lines += [f"    {key:<64} {result.counts[key]:>9}" for key in rest]
+    if result.backend == "moto":
+        lines.append(f"  AWS API attempts ({sum(result.aws_calls.values())}):")
+        lines += [f"    {key:<64} {n:>9}" for key, n in sorted(result.aws_calls.items())]
+        retries = ", ".join(f"{name} {cfg}" for name, cfg in sorted(result.retries.items()))
+        lines.append(f"    botocore retries: {retries}")
+        lines.append(f"    back-off botocore would have slept (not slept): {result.backoff_seconds:.1f} s")
     lines.append(f"  faults injected ({sum(result.faults.values())}):")
     lines += [f"    {key:<64} {n:>9}" for key, n in sorted(result.faults.items())]
     by_invariant = Counter(v.invariant for v in result.violations)

@@ -157,3 +157,56 @@ def test_the_command_prints_its_seed_and_counts(capsys):
     out = capsys.readouterr().out
     assert out.startswith("seed 7\n")
     assert "dispatches created" in out and "invariant violations: 0" in out
+
+
+# --- the moto mode: the AWS adapters, faults on the wire -----------------------------------------
+
+MOTO_CI_COUNT = 25
+
+
+def test_the_aws_adapters_under_moto_keep_every_invariant_under_faults_on_the_wire():
+    result = run_campaign(MOTO_CI_COUNT, FIXED_SEED, backend="moto")
+
+    assert_clean(result)
+    # Every kind of wire fault happened, botocore absorbed some and the adapters met the rest.
+    for fault in ("aws_throttle", "aws_server_error", "aws_timeout", "aws_connection_closed"):
+        assert result.faults[fault] > 0, fault
+    assert sum(n for k, n in result.faults.items() if k.endswith("_reached_adapter")) > 0
+    # ...on the writes of every adapter the campaign drives.
+    for operation in ("PutItem", "UpdateItem", "TransactWriteItems", "SendMessage"):
+        assert result.aws_calls[operation] > 0, operation
+    assert result.aws_calls["StartExecution"] + result.aws_calls["CreateSchedule"] > 0
+    assert result.counts["dispatches created"] == MOTO_CI_COUNT
+    assert "--backend moto" in reproducer(result, 0)
+
+
+@pytest.mark.parametrize(
+    ("service", "client_name", "call"),
+    [
+        ("dynamodb", "dynamodb", lambda c: c.get_item(TableName="t", Key={"pk": {"S": "x"}})),
+        ("sfn", "stepfunctions", lambda c: c.list_state_machines()),
+        ("scheduler", "scheduler", lambda c: c.list_schedule_groups()),
+        ("sqs", "sqs", lambda c: c.list_queues()),
+    ],
+)
+@pytest.mark.parametrize("fault", ["throttle", "server_error"])
+def test_each_injected_answer_is_the_error_botocore_would_see_and_retries(service, client_name, call, fault):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from tests.campaign import aws
+
+    with aws.moto_backend():
+        client = boto3.client(client_name)
+        attempts = []
+
+        def answer(request, **_):
+            attempts.append(request)
+            return aws._error(service, request.url, *aws.ERRORS[service][fault])
+
+        client.meta.events.register_first("before-send", answer)
+        with pytest.raises(ClientError) as refused:
+            call(client)
+
+    assert refused.value.response["Error"]["Code"] == aws.ERRORS[service][fault][1]
+    assert len(attempts) == client.meta.config.retries.get("total_max_attempts", 4 if service == "dynamodb" else 3)

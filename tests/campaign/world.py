@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings
 from chalicelib.domain.callbacks import CallbackRecord, DeliveryState
@@ -31,7 +35,7 @@ from chalicelib.service.callback_relay import CallbackRelay
 from chalicelib.service.dispatches import DispatchService
 from chalicelib.service.ports import MessageHint
 from chalicelib.service.sweeper import Sweeper
-from tests.campaign import channel
+from tests.campaign import aws, channel
 from tests.campaign.adapters import (
     PROVIDER,
     FaultyRepository,
@@ -51,6 +55,7 @@ from tests.campaign.records import (
     Received,
     S,
     SendAttempt,
+    dispatch_seed,
     plan,
 )
 from tests.fake_applications import InMemoryApplicationRepository
@@ -80,14 +85,34 @@ class World:
         service_class: type[DispatchService] = DispatchService,
         relay_class: type[CallbackRelay] = CallbackRelay,
         sweeper_class: type[Sweeper] = Sweeper,
+        backend: str = "memory",
     ) -> None:
         self.seed, self.size, self.rates, self.policy = seed, count, rates, POLICY
+        self.backend = backend
         self.clock = FakeClock(T0)
-        self.base_repo = InMemoryDispatchRepository()
-        self.repo = FaultyRepository(self, self.base_repo)
-        self.store = IndexedCallbackStore()
-        self.queue = SimQueue(self)
-        self.timer = SimTimer(self)
+        #: When checks fire and nudges drain, with their faults; the memory mode's timer and queue.
+        self.sim_timer = SimTimer(self)
+        self.sim_queue = SimQueue(self)
+        self.saves = 0  #: dispatch saves committed
+        #: Faults of AWS calls that name no dispatch (the sweeper's queries and its mark).
+        self.wire_rng = random.Random(dispatch_seed(seed, -1))
+        self.wire: Any = None
+        self.empty_queue: Any = None
+        self.retries: dict[str, dict] = {}
+        self.store: Any
+        self.queue: Any
+        self.timer: Any
+        self.sweep_marks: Any
+        if backend == "moto":
+            aws.build(self)  # base_repo (read fault-free), service_repo, store, marks, timer, queue
+            self.repo = FaultyRepository(self, self.service_repo, wire=True)
+        else:
+            self.base_repo = InMemoryDispatchRepository()
+            self.repo = FaultyRepository(self, self.base_repo)
+            self.store = IndexedCallbackStore()
+            self.queue = self.sim_queue
+            self.timer = self.sim_timer
+            self.sweep_marks = InMemorySweepMarks()
         self.provider = SimProvider(self)
         self.receiver = SimReceiver(self)
         self.app = application("app-campaign")
@@ -113,7 +138,6 @@ class World:
             policy=self.policy,
             new_uuid=self._new_uuid,
         )
-        self.sweep_marks = InMemorySweepMarks()
         self.sweeper = sweeper_class(
             self.repo,
             self.service,
@@ -129,7 +153,9 @@ class World:
         indexes = range(count) if only is None else [only]
         self.records = [plan(seed, i, count) for i in indexes]
         for rec in self.records:
-            rec.aws_backend = rec.rng.random() < rates.aws_backend
+            rec.aws_backend = rec.rng.random() < rates.aws_backend or backend == "moto"
+            if backend == "moto":
+                rec.timer_backend = "stepfunctions" if rec.rng.random() < 0.5 else "scheduler"
             rec.trace.append(f"workflow: {rec.describe()}")
         self._by_uuid = {rec.uuid: rec for rec in self.records}
         #: Provider message ids whose message index item a save wrote (what webhooks route by).
@@ -162,6 +188,45 @@ class World:
 
     def record_of(self, dispatch_uuid: str) -> DispatchRecord:
         return self._by_uuid[dispatch_uuid]
+
+    def find_record(self, dispatch_uuid: str) -> DispatchRecord | None:
+        return self._by_uuid.get(dispatch_uuid)
+
+    # --- what moto committed (`aws.FaultWire`) --------------------------------------------------
+
+    def dispatch_saved(self, dispatch_uuid: str) -> None:
+        self.saves += 1
+        rec = self.find_record(dispatch_uuid)
+        if rec is not None:
+            rec.sends_saved = len(rec.sends)
+            self.saved(rec)
+
+    def arm(self, dispatch_uuid: str, step_index: int, due: int, fire: int) -> None:
+        if self.find_record(dispatch_uuid) is not None:
+            self.count("timer checks set")
+            self.sim_timer.arm(dispatch_uuid, step_index, due, fire=fire)
+
+    def disarm(self, dispatch_uuid: str, step_index: int, due: int) -> None:
+        if self.find_record(dispatch_uuid) is not None:
+            self.count("timer checks cancelled")
+            self.sim_timer.disarm(dispatch_uuid, step_index, due)
+
+    def queued(self, dispatch_uuid: str, due: int) -> None:
+        if self.find_record(dispatch_uuid) is not None:
+            self.sim_queue.queued(dispatch_uuid, due)
+
+    def settle_sends(self) -> None:
+        """On moto, an accepted send is recorded when a committed dispatch item holds its id,
+        which only the wire saw: a save that raised may have committed, one that returned did."""
+        if self.wire is None:
+            return
+        for rec in self.records:
+            rec.sends = [
+                replace(s, crashed=s.crashed or s.provider_message_id not in self.wire.recorded)
+                if s.result == "accepted"
+                else s
+                for s in rec.sends
+            ]
 
     def note(self, rec: DispatchRecord, fault: str, detail: str) -> None:
         self.faults[fault] += 1
@@ -260,6 +325,15 @@ class World:
             self._dispatch_event(event)
         finally:
             self._inputs.pop()
+            if self.backend == "moto" and event.rec is not None and not self._inputs:
+                self._unsaved_sends(event.rec)  # a race's inner input ends inside another's save
+
+    def _unsaved_sends(self, rec: DispatchRecord) -> None:
+        """On moto, a send no committed save followed before its input ended had its result
+        lost (a save that met an AWS error, which `create` or the input's caller may swallow),
+        as when the process dies right after the provider answered."""
+        rec.sends[rec.sends_saved :] = [replace(s, crashed=True) for s in rec.sends[rec.sends_saved :]]
+        rec.sends_saved = len(rec.sends)
 
     def _dispatch_event(self, event: Event) -> None:
         rec = event.rec
@@ -275,11 +349,23 @@ class World:
             self._drain(rec)
 
     def _guarded(self, rec: DispatchRecord, where: str, run) -> bool:
-        """Run one input; a simulated death ends it (counted). False when it died."""
+        """Run one input; a simulated death ends it (counted), as does an AWS error the adapters
+        let through (the Lambda fails, and its trigger tries again or the sweeper recovers it).
+        False when it died."""
         try:
             run()
         except SimulatedCrash:
             self.count(f"processes died in: {where}")
+            return False
+        except AWS_ERRORS as exc:
+            self.count(f"inputs failed on an AWS error: {where}: {_aws_error(exc)}")
+            rec.trace.append(f"+{self.rel(rec, self.now_us)} {where} failed: {_aws_error(exc)}")
+            rec.aws_errors.append(where)
+            return False
+        except Exception as exc:  # a bug: the Lambda would fail, the API answer 500
+            self.count(f"inputs raised unexpectedly: {where}: {type(exc).__name__}")
+            rec.errors.append(f"+{self.rel(rec, self.now_us)} {where} raised {type(exc).__name__}: {exc}")
+            rec.trace.append(rec.errors[-1])
             return False
         return True
 
@@ -296,11 +382,12 @@ class World:
     def _status(
         self, rec: DispatchRecord, provider_message_id: str, step: int, status: MessageStatus, tag: str
     ) -> None:
-        saves = self.base_repo.saves
+        saves = self.saves
         answer: list[bool] = []
         self.count("webhooks delivered")
         applied = self._inputs[-1].applied = AppliedStatus(provider_message_id, status, self.now_us)
         hint = MessageHint(rec.uuid, step) if rec.rng.random() < HINTED else None
+        aws_errors = len(rec.aws_errors)
         ok = self._guarded(
             rec,
             "webhook",
@@ -309,14 +396,16 @@ class World:
             ),
         )
         routed = applied.routed = answer[0] if answer else None
-        if applied not in rec.applied:
+        # A death is simulated only after a save, so the status took effect; an AWS error can
+        # end the input before it saved anything (then `saved` never recorded it): it did not.
+        if applied not in rec.applied and len(rec.aws_errors) == aws_errors:
             rec.applied.append(applied)
         if not ok:
             outcome = "died"
         elif routed is False:
             outcome = "unrouted"
         else:
-            outcome = "saved" if self.base_repo.saves > saves else "no-op"
+            outcome = "saved" if self.saves > saves else "no-op"
         rec.trace.append(
             f"+{self.rel(rec, self.now_us)} webhook {status.value} "
             f"for {provider_message_id} ({tag}): {outcome}"
@@ -332,7 +421,7 @@ class World:
             self.count("webhooks redelivered after a death")
         elif routed is False:
             self.count("webhooks for no known message (send never recorded)")
-        elif self.base_repo.saves > saves:
+        elif self.saves > saves:
             self.count("webhooks that changed the dispatch")
         else:
             self.count("webhooks ignored (duplicate, stale or no step forward)")
@@ -385,20 +474,32 @@ class World:
 
     def _sweep(self) -> None:
         self.count("sweeps")
+        if self.backend == "moto":
+            # The simulation drains what the wire saw queued; moto's copies are never read, and
+            # moto's SQS costs the queue's length on every send.
+            self.empty_queue()
         self._inputs.append(Input("sweep"))
         try:
             result = self.sweeper.sweep()
         except SimulatedCrash:
             self.count("processes died in: sweep")
             return
+        except AWS_ERRORS as exc:
+            self.count(f"inputs failed on an AWS error: sweep: {_aws_error(exc)}")
+            return
         finally:
             self._inputs.pop()
+            if self.backend == "moto":
+                for rec in self.records:
+                    self._unsaved_sends(rec)
         self.count("sweeper: overdue checks found", result.found)
         self.count("sweeper: checks re-driven", result.redriven)
         self.count("sweeper: lost timer checks recovered", result.lost)
         self.count("sweeper: backstop checks run", result.found - result.lost)
         self.count("sweeper: callback drains recovered", result.callbacks_recovered)
-        self._check_nothing_stranded()
+        self.count("sweeper: index reads that failed (read again next run)", result.unread)
+        if not result.unread and not result.failed:
+            self._check_nothing_stranded()  # else the next clean run is held to it
 
     def _check_nothing_stranded(self) -> None:
         """Right after a sweep that ran to its end, no live dispatch may still wait on a check
@@ -414,7 +515,7 @@ class World:
             dispatch = self.base_repo.get(dispatch_uuid)
             rec = self._by_uuid[dispatch_uuid]
             if dispatch is None:
-                if rec.created_us < self.now_us and not rec.stranded:
+                if rec.created_us < self.now_us and not rec.stranded and "create" not in rec.aws_errors:
                     rec.stranded.append(f"at +{self.rel(rec, self.now_us)} the dispatch was never stored")
                 continue
             if dispatch.status.is_final:
@@ -431,6 +532,20 @@ class World:
         """Nothing left to happen: every dispatch final, every callback taken in and settled."""
         for rec in self.records:
             dispatch = self.base_repo.get(rec.uuid)
+            if dispatch is None and "create" in rec.aws_errors:
+                continue  # refused, and nothing stored
             if dispatch is None or not dispatch.status.is_final or dispatch.outbox:
                 return False
+        if self.backend == "moto":
+            return not aws.callbacks_pending(self)
         return not any(r.state is DeliveryState.PENDING for r in self.store.all_records())
+
+
+#: What the AWS adapters let through: botocore's errors, after its own retries.
+AWS_ERRORS = (ClientError, BotoCoreError)
+
+
+def _aws_error(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__

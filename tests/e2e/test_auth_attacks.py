@@ -1,6 +1,6 @@
 """Every authentication attack against every authenticated client route, over HTTP.
 
-The routes come from the app itself (`app.routes`): a route that is not listed as public is
+The routes come from the app itself (`served_routes(app)`): a route that is not listed as public is
 attacked, so a new client route is covered the day it is added (and this test fails until it
 says how to fill the route's path parameters). Each attack must get a 401 problem+json with a
 `WWW-Authenticate` challenge, repeat no credential, and change nothing: the app's AWS clients
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -56,9 +57,12 @@ CHALLENGE = 'Basic realm="dispatch", Bearer'
 
 
 def _app_routes() -> list[tuple[str, str]]:
+    """The routes the app's own views serve; every other method of a path answers 405 before
+    credentials are looked at (tests/e2e/test_edges.py)."""
     from app import app
+    from chalicelib.api.edges import served_routes
 
-    return sorted((path, method) for path, methods in app.routes.items() for method in methods)
+    return sorted((path, method) for path, methods in served_routes(app).items() for method in methods)
 
 
 CLIENT_ROUTES = [route for route in _app_routes() if route not in PUBLIC]
@@ -87,16 +91,19 @@ class WholeApp(Stack):
 
 
 @contextmanager
-def whole_app() -> Iterator[WholeApp]:
+def whole_app(environ: Mapping[str, str] | None = None) -> Iterator[WholeApp]:
     """The `stack` fixture of tests/e2e/conftest.py, built once for a module (its tests share
-    the moto table, the two applications and the clock), with every AWS call recorded."""
+    the moto table, the two applications and the clock), with every AWS call recorded; `environ`
+    adds settings."""
     from moto import mock_aws
 
     from app import app
 
     with mock_aws():
         create_table(boto3.client("dynamodb", region_name="eu-west-1"), TABLE_NAME)
-        settings = load_settings({"DISPATCH_TABLE": TABLE_NAME, "DISPATCH_SANDBOX_ROUTES": "enabled"})
+        settings = load_settings(
+            {"DISPATCH_TABLE": TABLE_NAME, "DISPATCH_SANDBOX_ROUTES": "enabled", **(environ or {})}
+        )
         timer, session, clock = RecordingTimer(), CapturingSession(), FakeClock(datetime.now(timezone.utc))
         calls = AwsCalls()
         # A client copies its session's event handlers when it is made: the app's clients keep
@@ -210,6 +217,35 @@ ATTACKS = [
     Attack("jwt-tampered-claims", _tampered),
     Attack("jwt-with-audience", _signed(aud="another-service")),
     Attack("jwt-malformed", lambda s: "Bearer not.a.jwt"),
+    # Hostile headers (issue 14, finding 1): refused before any decoding, never a 500.
+    Attack("basic-non-ascii", lambda s: "Basic é"),
+    Attack("scheme-non-ascii", lambda s: "Bäsic " + basic(s.demo.api_key, s.demo.api_secret).split()[1]),
+    Attack("bearer-non-ascii", lambda s: "Bearer é"),
+    Attack("bearer-lone-surrogate", lambda s: "Bearer \ud800"),
+    Attack("basic-latin1-decoded", lambda s: "Basic " + base64.b64encode(s.demo.api_key.encode() + b":\xe9").decode()),
+    Attack("basic-nul", lambda s: basic(s.demo.api_key, s.demo.api_secret) + "\x00"),
+    Attack("basic-nul-decoded", lambda s: basic(s.demo.api_key, s.demo.api_secret + "\x00")),
+    Attack("header-control-char", lambda s: basic(s.demo.api_key, s.demo.api_secret).replace(" ", "\x0b")),
+    Attack("header-crlf", lambda s: basic(s.demo.api_key, s.demo.api_secret) + "\r\nX-Api-Key: demo"),
+    Attack("header-enormous", lambda s: "Basic " + "A" * 100_000),
+    Attack("bearer-enormous", lambda s: "Bearer " + "A" * 100_000 + ".e30.c2ln"),
+    Attack("basic-no-credentials", lambda s: "Basic"),
+    Attack("basic-two-tokens", lambda s: basic(s.demo.api_key, s.demo.api_secret) + " YTpi"),
+    # Validly signed tokens with hostile times (finding 3) and claims outside the policy (finding 9).
+    Attack("jwt-iat-10e400", _signed(iat=10**400)),
+    Attack("jwt-exp-10e400", _signed(exp=10**400)),
+    Attack("jwt-nbf-10e400", _signed(nbf=10**400)),
+    Attack("jwt-exp-minus-10e400", _signed(exp=-(10**400))),
+    Attack("jwt-iat-huge-float", _signed(iat=1.5e308)),
+    Attack("jwt-exp-bool", _signed(exp=True)),
+    Attack("jwt-nbf-string", _signed(nbf="0")),
+    Attack("jwt-jti-empty", _signed(jti="")),
+    Attack("jwt-jti-blank", _signed(jti="   ")),
+    Attack("jwt-jti-256-chars", _signed(jti="j" * 256)),
+    Attack("jwt-jti-control-char", _signed(jti="a\x00b")),
+    Attack("jwt-without-exp-after-15-minutes", lambda s: _signed(iat=_ts(s, -931), exp=None)(s)),
+    Attack("jwt-lifetime-over-24h", lambda s: _signed(iat=_ts(s, -60), exp=_ts(s, -60 + 86401))(s)),
+    Attack("jwt-exp-before-iat", lambda s: _signed(iat=_ts(s, -60), exp=_ts(s, -61))(s)),
 ]
 
 
@@ -269,10 +305,12 @@ def attack_headers(stack: WholeApp) -> dict[str, str | None]:
 
 @pytest.mark.parametrize("route", CLIENT_ROUTES, ids=route_id)
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_the_attack_is_refused_and_changes_nothing(stack, targets, attack_headers, route, attack):
+def test_the_attack_is_refused_and_changes_nothing(stack, targets, attack_headers, route, attack, caplog):
     header = attack_headers[attack.name]
+    caplog.set_level(logging.DEBUG)
     with nothing_changes(stack):
         response = request(stack, route, targets, header)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert response.status_code == 401, response.body
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.headers["WWW-Authenticate"] == CHALLENGE
@@ -281,6 +319,27 @@ def test_the_attack_is_refused_and_changes_nothing(stack, targets, attack_header
     assert problem["type"] == UNAUTHORIZED
     for part in (header or "").replace(".", " ").split() + [stack.demo.api_secret, stack.other.api_secret]:
         assert len(part) < 12 or part not in response.body.decode()
+
+
+@pytest.mark.parametrize("route", CLIENT_ROUTES, ids=route_id)
+def test_a_token_is_accepted_again_until_it_expires_by_default(stack, targets, route):
+    """Single use is a deployment's choice (DISPATCH_JWT_SINGLE_USE, tests/e2e/test_single_use_tokens.py):
+    by default a client may reuse a token, as Vonage lets it, until the token expires."""
+    header = stack.bearer()["Authorization"]
+    for _ in range(2):
+        assert 200 <= request(stack, route, targets, header).status_code < 300
+    assert token_uses_recorded() == 0
+
+
+def token_uses_recorded() -> int:
+    """How many token uses the table holds (items `JTI#...`), read by a client of the test's own."""
+    client = boto3.client("dynamodb", region_name="eu-west-1")
+    items = client.scan(
+        TableName=TABLE_NAME,
+        FilterExpression="begins_with(pk, :p)",
+        ExpressionAttributeValues={":p": {"S": "JTI#"}},
+    )["Items"]
+    return len(items)
 
 
 @pytest.mark.parametrize(

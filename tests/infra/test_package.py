@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from cfnlint.api import lint_file
 from cfnlint.template.transforms._sam_globals import merge_globals
 
+from chalicelib.api import edges
+from chalicelib.api.views import Problem
 from scripts import package as packaging
 
 STAGES = ("prod", "dev")
@@ -21,6 +26,7 @@ FUNCTIONS = {
     "FailoverCheck": "failover-check",
     "SweepOverdue": "sweep",
     "DeliverCallbacks": "deliver-callbacks",
+    "ApplyWebhooks": "apply-webhooks",
 }
 #: Every setting a Lambda reads from the stack rather than from config.json.
 WIRED = (
@@ -31,7 +37,37 @@ WIRED = (
     "DISPATCH_SCHEDULER_ROLE_ARN",
     "DISPATCH_CHECK_FUNCTION_ARN",
     "DISPATCH_CALLBACK_QUEUE_URL",
+    "DISPATCH_WEBHOOK_QUEUE_URL",
 )
+
+#: What API Gateway answers instead of each of its own responses: (status, problem type). None
+#: keeps the status API Gateway chose; the `DEFAULT_*` types catch those of every kind not named.
+GATEWAY_ANSWERS = {
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "not-found"),  # an unknown path, or TRACE
+    "INVALID_SIGNATURE": ("404", "not-found"),  # the same, with an Authorization header
+    "EXPIRED_TOKEN": ("404", "not-found"),
+    "RESOURCE_NOT_FOUND": ("404", "not-found"),
+    "UNAUTHORIZED": ("401", "unauthorized"),
+    "ACCESS_DENIED": ("403", "forbidden"),
+    "INVALID_API_KEY": ("403", "forbidden"),
+    "WAF_FILTERED": ("403", "forbidden"),
+    "BAD_REQUEST_PARAMETERS": ("400", "malformed-request"),
+    "BAD_REQUEST_BODY": ("400", "malformed-request"),
+    "REQUEST_TOO_LARGE": ("413", "payload-too-large"),
+    "UNSUPPORTED_MEDIA_TYPE": ("415", "content-type-header"),
+    "THROTTLED": ("429", "too-many-requests"),
+    "QUOTA_EXCEEDED": ("429", "too-many-requests"),
+    "DEFAULT_4XX": (None, "invalid-request"),
+    "INTEGRATION_FAILURE": ("502", "bad-gateway"),
+    "INTEGRATION_TIMEOUT": ("504", "gateway-timeout"),
+    "API_CONFIGURATION_ERROR": ("500", "internal-error"),
+    "AUTHORIZER_CONFIGURATION_ERROR": ("500", "internal-error"),
+    "AUTHORIZER_FAILURE": ("500", "internal-error"),
+    "DEFAULT_5XX": (None, "internal-error"),
+}
+#: What API Gateway substitutes into a gateway response's template, as it would for one request.
+GATEWAY_VARIABLES = {"$context.requestId": str(uuid.uuid4())}
+ERRORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +192,44 @@ def test_callbacks_flow_through_the_stacks_queue_into_deliver_callbacks(packaged
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_message_on_the_dead_letter_queue_raises_an_alarm(packaged, stage):
-    (alarm,) = of_type(resources(packaged[stage]), "AWS::CloudWatch::Alarm").values()
+def test_large_webhook_batches_flow_through_the_stacks_queue_into_apply_webhooks(packaged, stage):
+    found = resources(packaged[stage])
+    function = found["ApplyWebhooks"]["Properties"]
+    assert function["Handler"] == "app.apply_webhooks"
+    assert function["Timeout"] == 120  # a chunk of 100 events takes seconds
+    assert function["Events"]["ApplyWebhooksSqsEventSource"] == {
+        "Type": "SQS",
+        "Properties": {
+            "Queue": {"Fn::GetAtt": ["WebhookQueue", "Arn"]},
+            # One chunk per invocation: a failed one is redelivered alone.
+            "BatchSize": 1,
+            "MaximumBatchingWindowInSeconds": 0,
+        },
+    }
+    queue = found["WebhookQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True  # chunks hold inbound message text
+    assert queue["VisibilityTimeout"] == 6 * function["Timeout"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["WebhookDeadLetters", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    dead_letters = found["WebhookDeadLetters"]["Properties"]
+    assert dead_letters["SqsManagedSseEnabled"] is True
+    assert dead_letters["MessageRetentionPeriod"] == 14 * 86_400
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("dead_letters", ["CallbackDeadLetters", "WebhookDeadLetters"])
+def test_a_message_on_the_dead_letter_queue_raises_an_alarm(packaged, stage, dead_letters):
+    (alarm,) = [
+        alarm
+        for alarm in of_type(resources(packaged[stage]), "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dead_letters, "QueueName"]}
+    ]
     props = alarm["Properties"]
     assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert props["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["CallbackDeadLetters", "QueueName"]}}
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_letters, "QueueName"]}}
     ]
     assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
     assert props["TreatMissingData"] == "notBreaching"  # an idle, empty queue reports nothing
@@ -170,10 +238,12 @@ def test_a_message_on_the_dead_letter_queue_raises_an_alarm(packaged, stage):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_outputs_name_both_queues(packaged, stage):
+def test_the_outputs_name_every_queue(packaged, stage):
     outputs = json.loads(packaged[stage].read_text())["Outputs"]
     assert outputs["CallbackQueueUrl"] == {"Value": {"Ref": "CallbackQueue"}}
     assert outputs["CallbackDeadLetterQueueUrl"] == {"Value": {"Ref": "CallbackDeadLetters"}}
+    assert outputs["WebhookQueueUrl"] == {"Value": {"Ref": "WebhookQueue"}}
+    assert outputs["WebhookDeadLetterQueueUrl"] == {"Value": {"Ref": "WebhookDeadLetters"}}
 
 
 def test_the_stage_picks_its_timer_backend(packaged):
@@ -187,3 +257,62 @@ def test_make_package_prints_the_template_path(packaged, tmp_path, capsys):
     printed = capsys.readouterr().out.strip()
     assert printed == str((tmp_path / "sam.json").resolve())
     assert json.loads(Path(printed).read_text())["Resources"]["DispatchTable"]
+
+
+def rest_api(template: Path) -> dict[str, Any]:
+    definition: dict[str, Any] = json.loads(template.read_text())["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    return definition
+
+
+def substituted(template: str) -> str:
+    """The body API Gateway would send: its variables replaced, any other one left to fail."""
+    body = re.sub(r"\$context\.[A-Za-z.]+", lambda m: GATEWAY_VARIABLES.get(m.group(0), m.group(0)), template)
+    assert "$" not in body, body
+    return body
+
+
+def documented_types() -> set[str]:
+    return set(re.findall(r"`urn:dispatch:problem:([a-z-]+)`", ERRORS_DOC.read_text()))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_answer_api_gateway_makes_itself_is_a_problem(packaged, stage):
+    responses = rest_api(packaged[stage])["x-amazon-apigateway-gateway-responses"]
+    every_type = botocore.session.get_session().get_service_model("apigateway").shape_for("GatewayResponseType").enum
+    assert set(responses) == set(every_type) == set(GATEWAY_ANSWERS)
+    for response_type, response in responses.items():
+        status, slug = GATEWAY_ANSWERS[response_type]
+        assert response.get("statusCode") == status, response_type
+        headers = response["responseParameters"]
+        assert headers["gatewayresponse.header.Content-Type"] == "'application/problem+json'", response_type
+        assert all(value.startswith("'") and value.endswith("'") for value in headers.values())
+        (template,) = response["responseTemplates"].values()
+        body = json.loads(substituted(template))
+        Problem.model_validate(body)
+        assert set(body) == {"type", "title", "detail", "instance"}, response_type
+        assert body["type"] == f"urn:dispatch:problem:{slug}", response_type
+        assert body["instance"] == GATEWAY_VARIABLES["$context.requestId"]
+        assert slug in documented_types(), f"docs/errors.md has no row for {slug}"
+    unauthorized = responses["UNAUTHORIZED"]["responseParameters"]
+    assert unauthorized["gatewayresponse.header.WWW-Authenticate"] == """'Basic realm="dispatch", Bearer'"""
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_an_unknown_path_is_the_same_404_as_the_local_stacks_and_never_echoes_the_path(packaged, stage):
+    responses = rest_api(packaged[stage])["x-amazon-apigateway-gateway-responses"]
+    template = responses["MISSING_AUTHENTICATION_TOKEN"]["responseTemplates"]["application/json"]
+    assert json.loads(substituted(template))["detail"] == edges.UNKNOWN_PATH_DETAIL
+    assert set(re.findall(r"\$[A-Za-z.]+", template)) == {"$context.requestId"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_method_api_gateway_routes_reaches_the_function_on_every_path(packaged, stage):
+    """A method a path does not declare never reaches the Lambda: API Gateway would answer it
+    itself (MISSING_AUTHENTICATION_TOKEN), without the path's `Allow`. So every path declares all
+    seven, and the app answers those it does not serve with its 405 (tests/e2e/test_edges.py)."""
+    from app import app
+
+    paths = rest_api(packaged[stage])["paths"]
+    assert set(paths) == set(edges.served_routes(app))
+    routable = {method.lower() for method in edges.ROUTABLE_METHODS}
+    assert {path: set(methods) for path, methods in paths.items()} == {path: routable for path in paths}

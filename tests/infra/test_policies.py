@@ -129,12 +129,16 @@ def test_every_index_the_policies_name_is_declared_on_the_table():
 
 
 @pytest.mark.parametrize("stage", sorted(GRANTS))
-def test_queue_access_is_the_callback_queue_only(stage):
+def test_queue_access_is_the_callback_and_webhook_queues_only(stage):
     sqs = [s for s in policy(stage)["Statement"] if any(a.startswith("sqs:") for a in actions(s))]
     assert {a for s in sqs for a in actions(s)} == {a for a in GRANTS[stage] if a.startswith("sqs:")}
+    queues = set()
     for statement in sqs:
-        # Never the dead-letter queue: only SQS itself moves messages there.
-        assert resources(statement) == [{"Fn::GetAtt": ["CallbackQueue", "Arn"]}], statement["Sid"]
+        # Never a dead-letter queue: only SQS itself moves messages there.
+        (resource,) = resources(statement)
+        assert resource["Fn::GetAtt"][1] == "Arn", statement["Sid"]
+        queues.add(resource["Fn::GetAtt"][0])
+    assert queues == {"CallbackQueue", "WebhookQueue"}
 
 
 @pytest.mark.parametrize("stage", sorted(GRANTS))

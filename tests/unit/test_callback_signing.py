@@ -197,3 +197,16 @@ def test_the_token_names_the_secret_that_signed_it_so_a_receiver_can_roll_over()
     assert not verify_any(token, body, [old], now)  # the old one alone cannot check it
     assert not verify_any(token, body + b" ", [old, new], now)
     assert len(key_id(new)) == 16 and new not in key_id(new)
+
+
+@pytest.mark.parametrize("iat", [10**400, -(10**400)])
+def test_an_iat_beyond_any_float_is_refused_not_raised(iat):
+    token = _forge(_claims(iat=iat))
+    assert verify(f"Bearer {token}", BODY, SECRET, NOW) is False
+
+
+@pytest.mark.parametrize("header", ["Bearer \ud800.a.b", "Bearer é.é.é", "Bearer " + "a" * 10_000])
+def test_verify_any_refuses_unreadable_tokens_without_raising(header):
+    from chalicelib.adapters.callback_signing import verify_any
+
+    assert verify_any(header, BODY, [SECRET], NOW) is False

@@ -136,6 +136,8 @@ def test_each_aws_stage_gets_every_setting_its_timer_needs_from_the_template(sta
     # Callbacks go through the stack's queue, named by reference.
     assert settings.callback_delivery == "sqs"
     assert settings.callback_queue_url == "resolved-DISPATCH_CALLBACK_QUEUE_URL"
+    # Large webhook batches too (docs/webhooks.md).
+    assert settings.webhook_queue_url == "resolved-DISPATCH_WEBHOOK_QUEUE_URL"
 
 
 def test_the_local_stage_queues_callbacks_on_the_queue_the_local_stack_creates():
@@ -146,3 +148,25 @@ def test_the_local_stage_queues_callbacks_on_the_queue_the_local_stack_creates()
         load_settings(environ)
     settings = load_settings({**environ, "DISPATCH_CALLBACK_QUEUE_URL": QUEUE_URL})
     assert (settings.callback_delivery, settings.sandbox_routes) == ("sqs", True)
+
+
+def test_jwts_are_reusable_until_they_expire_unless_single_use_is_on():
+    assert load_settings(BASE).jwt_single_use is False
+    assert load_settings({**BASE, "DISPATCH_JWT_SINGLE_USE": "off"}).jwt_single_use is False
+    for on in ("on", "true", "1", "enabled", " ON "):
+        assert load_settings({**BASE, "DISPATCH_JWT_SINGLE_USE": on}).jwt_single_use is True
+
+
+@pytest.mark.parametrize("value", ["enable", "single", "2", "onn"])
+def test_a_single_use_setting_that_cannot_be_read_is_refused_not_taken_as_off(value):
+    with pytest.raises(ConfigError, match="DISPATCH_JWT_SINGLE_USE"):
+        load_settings({**BASE, "DISPATCH_JWT_SINGLE_USE": value})
+
+
+def test_without_a_webhook_queue_large_batches_are_applied_in_the_request():
+    settings = load_settings(BASE)
+    assert (settings.webhook_queue_url, settings.webhook_inline_limit) == (None, 25)
+    settings = load_settings({**BASE, "DISPATCH_WEBHOOK_QUEUE_URL": QUEUE_URL, "DISPATCH_WEBHOOK_INLINE_LIMIT": "5"})
+    assert (settings.webhook_queue_url, settings.webhook_inline_limit) == (QUEUE_URL, 5)
+    with pytest.raises(ConfigError, match="DISPATCH_WEBHOOK_INLINE_LIMIT"):
+        load_settings({**BASE, "DISPATCH_WEBHOOK_INLINE_LIMIT": "0"})

@@ -287,3 +287,76 @@ def test_a_look_back_given_by_hand_neither_reads_nor_moves_the_mark(h, tiered, m
 
     assert tiered.sweep(lookback_minutes=LOOKBACK_MINUTES).redriven == 1
     assert marks.swept_to() == cutoff(h)
+
+
+# --- a failed index read costs only its own list (found by the fault campaign's moto mode) ---------
+
+
+class Unreadable:
+    """Wraps a repository or callback store: the named reads raise, as a Query throttled past
+    botocore's retries does."""
+
+    def __init__(self, inner, *broken: str) -> None:
+        self._inner = inner
+        self._broken = set(broken)
+
+    def __getattr__(self, name):
+        if name in self._broken:
+            def refuse(*args, **kwargs):
+                raise RuntimeError("ProvisionedThroughputExceededException")
+
+            return refuse
+        return getattr(self._inner, name)
+
+
+class Nudges:
+    def __init__(self) -> None:
+        self.nudged: list[str] = []
+
+    def nudge(self, dispatch_uuid, at=None) -> None:
+        self.nudged.append(dispatch_uuid)
+
+
+class Stalled:
+    """A callback store whose retry messages for `uuids` were lost."""
+
+    def __init__(self, *uuids: str) -> None:
+        self._uuids = list(uuids)
+
+    def stalled(self, cutoff, since) -> list[str]:
+        return self._uuids
+
+
+def test_an_unreadable_overdue_list_still_lets_the_callbacks_be_recovered(h, marks):
+    uuid = h.service.create(h.app, whatsapp_then_sms())
+    lose_timers(h)
+    queue = Nudges()
+    sweeper = Sweeper(
+        Unreadable(h.repo, "overdue"), h.service, h.clock, grace_seconds=GRACE,
+        lookback_minutes=LOOKBACK_MINUTES, callback_store=Stalled(uuid), callback_queue=queue,
+        marks=marks, recent_minutes=3, full_every_minutes=15,
+    )
+    h.clock.advance(600 + GRACE + 1)
+
+    result = sweeper.sweep()
+
+    assert (result.unread, result.found) == (1, 0)
+    assert queue.nudged == [uuid] and result.callbacks_recovered == 1
+    assert marks.swept_to() is None  # the next run reads these minutes again
+
+
+def test_an_unreadable_callback_list_still_lets_the_overdue_checks_run(h, marks):
+    uuid = h.service.create(h.app, whatsapp_then_sms())
+    lose_timers(h)
+    sweeper = Sweeper(
+        h.repo, h.service, h.clock, grace_seconds=GRACE, lookback_minutes=LOOKBACK_MINUTES,
+        callback_store=Unreadable(h.store, "stalled"), callback_queue=Nudges(), marks=marks,
+        recent_minutes=3, full_every_minutes=15,
+    )
+    h.clock.advance(600 + GRACE + 1)
+
+    result = sweeper.sweep()
+
+    assert (result.unread, result.redriven) == (1, 1)
+    assert h.dispatch(uuid).current == 1
+    assert marks.swept_to() is None

@@ -169,7 +169,8 @@ def bad(base: Any, path: str, value: Any, names: Sequence[str] = ()) -> Any:
         ok(VIBER, f"{FAILOVER0}.expiry_time", 86_400),
         ok(VIBER, f"{FAILOVER0}.expiry_time", 600.0),
         ok(VIBER, "workflow[1].from.number", "Vonage"),
-        ok(VIBER, "workflow[1].from.number", "My Company1"),
+        ok(VIBER, "workflow[1].from.number", "MyCompany1"),
+        ok(VIBER, "workflow[1].from.number", "My Company"),
         ok(VIBER, f"{MESSAGE0}.viber_service_msg", {"category": "promotion", "ttl": 30}),
         ok(MESSENGER, f"{MESSAGE0}.messenger", {"category": "message_tag", "tag": "ticket_update"}),
         ok(MESSENGER, CONTENT0, {"type": "file", "file": IMAGE}),
@@ -525,7 +526,9 @@ def test_body_at_the_limit_is_accepted_and_one_byte_more_refused() -> None:
         (b"\xff{}", "UTF-8"),
         (b'{"to": {"number": "447700912345"},', "line 1 column 35"),
         (b'{"expiry_time": NaN}', "NaN"),
-        (b"[" * 100_000, "nested too deeply"),
+        (b"[" * 100_000, "more than 64 deep"),
+        (b'{"n": ' + b"1" * 5001 + b"}", "longer than 64 characters at n"),
+        (b'{"n": 1e400}', "too large to represent at n"),
         (b'{"text": "\\ud800"}', "surrogate"),
     ],
 )
@@ -536,12 +539,25 @@ def test_malformed_bodies_are_refused_without_echoing_them(raw: bytes | None, wo
     assert "447700912345" not in caught.value.detail
 
 
-def test_duplicate_keys_are_not_an_error_and_the_last_wins() -> None:
-    assert decode_json_body(b'{"a": 1, "a": 2}', "application/json") == {"a": 2}
+def test_duplicate_keys_are_refused_naming_the_key_and_where() -> None:
+    raw = b'{"workflow": [{"failover": {"expiry_time": 86400, "expiry_time": 15}}]}'
+    with pytest.raises(MalformedJson) as caught:
+        decode_json_body(raw, "application/json")
+    assert caught.value.detail == (
+        "The request body is not acceptable JSON: the key(s) 'expiry_time' appear more than once "
+        "in workflow[0].failover."
+    )
 
 
-def test_a_byte_order_mark_is_ignored() -> None:
-    assert decode_json_body(b"\xef\xbb\xbf[]", "application/json") == []
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"n": ' + b"1" * 5001 + b"}", b'{"n": NaN}', b"[" * 2000, b'{"a": 1, "a": 1}', rb'"\udfff"'],
+)
+def test_no_detail_shows_the_runtimes_internals(raw: bytes) -> None:
+    with pytest.raises(MalformedJson) as caught:
+        decode_json_body(raw, "application/json")
+    for internal in ("sys.", "set_int_max_str_digits", "Recursion", "Error", "utf-8-sig", "Python"):
+        assert internal not in caught.value.detail
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'"failover"', b"null", b"42"])
@@ -580,3 +596,118 @@ def test_a_caption_on_messenger_is_refused_rather_than_silently_dropped(kind):
     ]
     without = {"type": kind, kind: {"url": "https://example.com/a.pdf"}}
     assert parse_create_request(edit(MESSENGER, ("workflow[0].message.content", without)))
+
+
+# --- text and ids (docs/input-rules.md) -------------------------------------------------------
+
+TEXT_REASON = (
+    "must not contain control characters other than tab, line feed and carriage return, "
+    "nor the bidi embeddings and overrides U+202A to U+202E"
+)
+LINE_REASON = (
+    "must be one line without control characters or the bidi embeddings and overrides "
+    "U+202A to U+202E"
+)
+ID_REASON = "must be printable ASCII without spaces or control characters"
+MESSENGER_ID = "must be a Messenger page or user id: letters, digits, _ and - only"
+VIBER_ID = "must be a Viber id: letters, digits, +, /, =, _ and - only"
+CAPTIONED_IMAGE = {"type": "image", "image": {"url": "https://example.com/a.png", "caption": "ok"}}
+
+
+@pytest.mark.parametrize(
+    "body, name, reason",
+    [
+        # message text and every other free text field: C0 (but tab, LF, CR), DEL, C1, bidi overrides
+        *[
+            (edit(VIBER, (f"{CONTENT0}.text", f"Hello{bad}")), f"{CONTENT0}.text", TEXT_REASON)
+            for bad in ["\x00", "\x07", "\x1b[31m", "\x7f", "\x85", "\u202e", "\u202d", "\u202a", "\u202b", "\u202c"]
+        ],
+        (
+            edit(MMS, (f"{CONTENT0}.image.caption", "a\x00b")),
+            f"{CONTENT0}.image.caption",
+            TEXT_REASON,
+        ),
+        (
+            edit(WHATSAPP, (f"{CONTENT0}.template.parameters[0].default", "\u202e1234")),
+            f"{CONTENT0}.template.parameters[0].default",
+            TEXT_REASON,
+        ),
+        (edit(WHATSAPP, (f"{CONTENT0}.template.name", "a\nb")), f"{CONTENT0}.template.name", LINE_REASON),
+        (
+            edit(MESSENGER, (f"{MESSAGE0}.messenger", {"category": "message_tag", "tag": "A\tB"})),
+            f"{MESSAGE0}.messenger.tag",
+            LINE_REASON,
+        ),
+        (
+            edit(MMS, (f"{CONTENT0}.image.url", "https://example.com/a\x00.png")),
+            f"{CONTENT0}.image.url",
+            "must be an absolute http or https URL",
+        ),
+        (
+            edit(MMS, (f"{CONTENT0}.image.url", "https://exa\u200bmple.com/a.png")),
+            f"{CONTENT0}.image.url",
+            "must be an absolute http or https URL",
+        ),
+        # ids: blank, whitespace, control and format characters, anything not printable ASCII
+        *[
+            (edit(MESSENGER, ("workflow[0].to.id", bad)), "workflow[0].to.id", ID_REASON)
+            for bad in [" ", "\u0000", "12 34", "1234\n", "\u202e1234", "12\u200b34", "１２３"]
+        ],
+        # ids where they reach a URL (Messenger's page id) or cannot hold it: no traversal
+        (edit(MESSENGER, ("workflow[0].from.id", "../../x")), "workflow[0].from.id", MESSENGER_ID),
+        (edit(MESSENGER, ("workflow[0].from.id", "me/feed")), "workflow[0].from.id", MESSENGER_ID),
+        (edit(MESSENGER, ("workflow[0].to.id", "1%2F2")), "workflow[0].to.id", MESSENGER_ID),
+        (edit(VIBER, ("workflow[0].from.id", "../../x")), "workflow[0].from.id", VIBER_ID),
+        # numbers and sender ids
+        (edit(VIBER, (FROM1, " Vonage")), FROM1, "sender id"),
+        (edit(VIBER, (FROM1, "Vonage ")), FROM1, "sender id"),
+        (edit(VIBER, (FROM1, "My  Shop\t")), FROM1, "sender id"),
+        (edit(VIBER, (TO1, "4477009000\x00")), TO1, "E.164"),
+        (edit(VIBER, (TO1, "٤٤٧٧٠٠٩٠٠٠٠٠")), TO1, "E.164"),  # other scripts' digits
+    ],
+)
+def test_control_characters_and_malformed_ids_are_refused(body: Any, name: str, reason: str) -> None:
+    found = problems(body)
+    assert name in found and reason in found[name], found
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        edit(VIBER, (f"{CONTENT0}.text", "Line one\nline two\r\n\ttabbed")),
+        edit(VIBER, (f"{CONTENT0}.text", "👩🏽‍💻 emoji with a zero-width joiner, and עברית with \u200f marks")),
+        edit(VIBER, (f"{CONTENT0}.text", "\u2067isolated\u2069 text")),
+        edit(VIBER, ("workflow[0].from.id", "VDwa1Y2nuBPCGHagt5SLvg==")),
+        edit(VIBER, ("workflow[0].from.id", "a+b/c=")),
+        edit(MESSENGER, ("workflow[0].from.id", "1254459154682919")),
+        edit(VIBER, (FROM1, "MyShop24")),
+        edit(MMS, (CONTENT0, CAPTIONED_IMAGE)),
+        edit(MMS, (f"{CONTENT0}.image.url", "https://例え.jp/画像.png")),
+    ],
+)
+def test_ordinary_text_and_ids_are_accepted(body: Any) -> None:
+    assert parse_create_request(body)
+
+
+def test_an_unknown_fields_name_is_echoed_cut_short() -> None:
+    found = problems(edit(VIBER, ("x" * 10_000, 1)))
+    assert list(found) == ["x" * 64 + "…"]
+
+
+@pytest.mark.parametrize("value", [1e20, 10**30, -0.0, 600.5, True, [600], {"s": 600}, None])
+def test_numbers_and_odd_values_where_an_integer_goes_get_our_reasons(value: Any) -> None:
+    reason = problems(edit(VIBER, (EXPIRY0, value)))[EXPIRY0]
+    assert "Input should" not in reason and "type=" not in reason
+    assert reason.startswith("must ") or reason.startswith("is ")
+
+
+def test_an_error_type_no_table_names_gets_our_wording_not_pydantics() -> None:
+    from chalicelib.api.validation import UNKNOWN_REASON, _translate
+
+    error = {"type": "some_future_type", "loc": ("template",), "msg": "Input should be [type=x, input_value='secret']"}
+    assert _translate(error) == ("template", UNKNOWN_REASON)
+
+
+def test_a_byte_order_mark_is_ignored() -> None:
+    # RFC 8259 lets a parser ignore one; Windows tools (PowerShell 5's UTF8 encoding) send it.
+    assert decode_json_body(b"\xef\xbb\xbf[]", "application/json") == []

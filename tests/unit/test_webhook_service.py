@@ -14,6 +14,7 @@ from chalicelib.service.webhooks import (
     ProviderStatus,
     RecipientStatus,
     WebhookBatch,
+    WebhookReport,
     WebhookRequest,
     WebhookService,
     WebhookUnauthorized,
@@ -182,3 +183,130 @@ def test_a_redelivered_inbound_message_keeps_its_message_uuid(h):
     assert inbound_payload("fake", message)["message_uuid"] == inbound_payload("fake", message)["message_uuid"]
     other = dataclasses.replace(message, provider_message_id="in-2")
     assert inbound_payload("fake", message)["message_uuid"] != inbound_payload("fake", other)["message_uuid"]
+
+
+# --- large batches: queued, and applied chunk by chunk (issue 14, finding 5) ---------------------
+
+
+class FakeQueue:
+    """Keeps what is put on it; hands back the events named in `too_large`."""
+
+    def __init__(self, too_large: tuple[str, ...] = ()) -> None:
+        self.puts: list[tuple[str, tuple]] = []
+        self.too_large = too_large
+
+    def put(self, provider, events):
+        kept = tuple(e for e in events if e.provider_message_id not in self.too_large)
+        self.puts.append((provider, kept))
+        return [e for e in events if e.provider_message_id in self.too_large]
+
+
+def _statuses(h: Harness, uuids: list[str]) -> tuple[ProviderStatus, ...]:
+    return tuple(ProviderStatus(provider_id(h, u, 0), StatusEvent(MessageStatus.DELIVERED)) for u in uuids)
+
+
+def _dispatches(h: Harness, count: int) -> list[str]:
+    return [h.service.create(h.app, [spec(Channel.WHATSAPP, Condition.DELIVERED, 600), spec(Channel.SMS)]) for _ in range(count)]
+
+
+def test_a_batch_over_the_inline_limit_is_queued_whole_and_nothing_applied_in_the_request(h):
+    queue = FakeQueue()
+    service = WebhookService(h.service, h.repo, h.apps, queue=queue, inline_limit=2)
+    uuids = _dispatches(h, 3)
+    webhook = FakeWebhook()
+    webhook.batch = WebhookBatch(statuses=_statuses(h, uuids), inbound=(_inbound(h, None),), ignored=1)
+
+    report = service.receive(webhook, "status", REQUEST)
+
+    assert report == WebhookReport(ignored=1, queued=4)
+    assert queue.puts == [("fake", webhook.batch.events)]
+    assert all(h.dispatch(u).status is DispatchStatus.IN_PROGRESS for u in uuids)
+    assert h.callbacks.inbound == []
+
+
+def test_a_batch_at_the_inline_limit_is_applied_in_the_request(h):
+    queue = FakeQueue()
+    service = WebhookService(h.service, h.repo, h.apps, queue=queue, inline_limit=2)
+    uuids = _dispatches(h, 2)
+    webhook = FakeWebhook()
+    webhook.batch = WebhookBatch(statuses=_statuses(h, uuids))
+
+    assert service.receive(webhook, "status", REQUEST) == WebhookReport(applied=2)
+    assert queue.puts == []
+    assert all(h.dispatch(u).status is DispatchStatus.COMPLETED for u in uuids)
+
+
+def test_an_event_too_large_for_the_queue_is_applied_in_the_request(h):
+    uuids = _dispatches(h, 3)
+    statuses = _statuses(h, uuids)
+    queue = FakeQueue(too_large=(statuses[1].provider_message_id,))
+    service = WebhookService(h.service, h.repo, h.apps, queue=queue, inline_limit=1)
+    webhook = FakeWebhook()
+    webhook.batch = WebhookBatch(statuses=statuses)
+
+    assert service.receive(webhook, "status", REQUEST) == WebhookReport(applied=1, queued=2)
+    assert [h.dispatch(u).status for u in uuids] == [
+        DispatchStatus.IN_PROGRESS, DispatchStatus.COMPLETED, DispatchStatus.IN_PROGRESS,
+    ]
+
+
+class Flaky:
+    """Makes `apply_status` fail once for the message ids in `failing`."""
+
+    def __init__(self, h: Harness, monkeypatch, *failing: str) -> None:
+        self.failing = set(failing)
+        real = h.service.apply_status
+
+        def apply_status(provider, provider_message_id, *args, **kwargs):
+            if provider_message_id in self.failing:
+                self.failing.discard(provider_message_id)
+                raise RuntimeError("throttled")
+            return real(provider, provider_message_id, *args, **kwargs)
+
+        monkeypatch.setattr(h.service, "apply_status", apply_status)
+
+
+def test_a_chunk_that_fails_part_way_has_the_rest_requeued_and_relays_nothing_twice(h, service, monkeypatch):
+    uuids = _dispatches(h, 2)
+    first, second = _statuses(h, uuids)
+    before, after = _inbound(h, None), dataclasses.replace(_inbound(h, None), provider_message_id="in-2")
+    chunk = (before, first, second, after)
+    Flaky(h, monkeypatch, second.provider_message_id)
+    requeued: list[tuple[str, tuple]] = []
+
+    report = service.apply("fake", chunk, lambda provider, rest: requeued.append((provider, tuple(rest))))
+
+    assert report == WebhookReport(applied=1, relayed=1, queued=2)
+    assert requeued == [("fake", (second, after))]
+    assert h.dispatch(uuids[1]).status is DispatchStatus.IN_PROGRESS
+
+    # The queue redelivers the rest, not the chunk: each message is relayed once.
+    assert service.apply("fake", requeued[0][1], requeued.append) == WebhookReport(applied=1, relayed=1)
+    assert all(h.dispatch(u).status is DispatchStatus.COMPLETED for u in uuids)
+    assert [payload["message_uuid"] for _, payload in h.callbacks.inbound] == [
+        inbound_payload("fake", before)["message_uuid"],
+        inbound_payload("fake", after)["message_uuid"],
+    ]
+    assert len(requeued) == 1
+
+
+def test_a_chunk_that_fails_at_its_first_event_raises_for_the_queue_to_redeliver(h, service, monkeypatch):
+    uuids = _dispatches(h, 2)
+    chunk = _statuses(h, uuids)
+    Flaky(h, monkeypatch, chunk[0].provider_message_id)
+    requeued: list = []
+
+    with pytest.raises(RuntimeError):
+        service.apply("fake", chunk, lambda provider, rest: requeued.append(rest))
+
+    assert requeued == []  # SQS keeps the message, counts the receive, and dead-letters it at last
+    assert service.apply("fake", chunk, requeued.append) == WebhookReport(applied=2)
+
+
+def test_without_a_queue_to_requeue_on_a_failure_part_way_escapes(h, service, monkeypatch):
+    uuids = _dispatches(h, 2)
+    chunk = _statuses(h, uuids)
+    Flaky(h, monkeypatch, chunk[1].provider_message_id)
+
+    with pytest.raises(RuntimeError):
+        service.apply("fake", chunk)

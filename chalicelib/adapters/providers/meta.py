@@ -14,6 +14,7 @@ import re
 
 from pydantic import ValidationError
 
+from chalicelib import strict_json
 from chalicelib.service.webhooks import WebhookMalformed, WebhookRequest, WebhookUnauthorized
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,34 @@ def challenge(verify_token: str, request: WebhookRequest) -> str | None:
     return answer if CHALLENGE.fullmatch(answer) else None
 
 
+#: Longest field path named in a reason: dict keys in the path are the sender's text.
+MAX_WHERE = 120
+#: Our words for pydantic's error types: its messages name our model classes.
+REASONS = {
+    "missing": "is required",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be an array",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be a boolean",
+    "literal_error": "has a value this service does not know",
+}
+
+
 def malformed(product: str, exc: ValueError) -> WebhookMalformed:
     """A short reason naming the field, never the values (they may hold a user's message)."""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        return WebhookMalformed(f"not a {product} notification: {where}: {first['msg']}")
-    return WebhookMalformed("body is not JSON")
+        where = where if len(where) <= MAX_WHERE else where[:MAX_WHERE] + "…"
+        reason = REASONS.get(first["type"], "is not valid")
+        return WebhookMalformed(f"not a {product} notification: {where} {reason}")
+    if isinstance(exc, strict_json.JsonRefused):
+        return WebhookMalformed(f"the body is not acceptable JSON: {exc}")
+    return WebhookMalformed("the body is not JSON")

@@ -305,6 +305,11 @@ REFUSED = {
     "in the future": (BODY, signed(BODY, at=NOW + timedelta(seconds=31))),
     "iat not a number": (BODY, signed(BODY, iat="1587494962")),
     "iat a boolean": (BODY, signed(BODY, iat=True)),
+    # Signed (so only Vonage's secret could send them), but once an OverflowError: a 500.
+    "iat 10**400": (BODY, signed(BODY, iat=10**400)),
+    "exp 10**400": (BODY, signed(BODY, exp=10**400)),
+    "exp -10**400": (BODY, signed(BODY, exp=-(10**400))),
+    "iat NaN": (BODY, signed(BODY, iat=float("nan"))),
     "expired": (BODY, signed(BODY, exp=int(NOW.timestamp()) - 60)),
     "alg none": (BODY, _none_token(BODY)),
 }

@@ -8,12 +8,12 @@ carry both. SNS delivers one message per request, so a batch holds at most one e
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from chalicelib import strict_json
 from chalicelib.adapters.providers.aws_sms.codes import EVENT_STATUSES
 from chalicelib.domain.model import MessageStatus, StatusEvent, Usage
 from chalicelib.service.message_hints import hint_of
@@ -36,9 +36,9 @@ def notification_batch(message: str, notification_id: str, published: datetime) 
     """The events in one notification's `Message`; WebhookMalformed if it is neither payload."""
     try:
         # Decimal keeps prices exact: 0.00581 must not become 0.0058100000000000005.
-        data = json.loads(message, parse_float=Decimal)
-    except ValueError:
-        raise WebhookMalformed("the SNS Message is not JSON") from None
+        data = strict_json.loads(message, decimal_floats=True)
+    except strict_json.JsonRefused as exc:
+        raise WebhookMalformed(f"the SNS Message is not acceptable JSON: {exc}") from None
     if not isinstance(data, dict):
         raise WebhookMalformed("the SNS Message is not a JSON object")
     if "eventType" in data:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from chalicelib import strict_json
 
 NOTIFICATION = "Notification"
 SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
@@ -90,9 +91,10 @@ class SnsMessage:
 def parse_message(body: bytes) -> SnsMessage:
     """The envelope, with every field its type signs; NotSnsMessage otherwise."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise NotSnsMessage("body is not JSON") from None
+        data = strict_json.loads(body)
+    except strict_json.JsonRefused:
+        # Unsigned as far as anyone can tell: the signature is inside what failed to parse.
+        raise NotSnsMessage("body is not acceptable JSON") from None
     if not isinstance(data, dict):
         raise NotSnsMessage("body is not a JSON object")
     kind = data.get("Type")

@@ -11,13 +11,13 @@ sent to them at or before the watermark.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from chalicelib import strict_json
 from chalicelib.adapters.providers import meta
 from chalicelib.adapters.providers.messenger import codes
 from chalicelib.adapters.providers.messenger.inbound import inbound_messages, ms_time
@@ -80,8 +80,8 @@ class _Batch:
 def parse(body: bytes) -> WebhookBatch:
     """Every delivery, read and user message in a verified notification, however many it batches."""
     try:
-        notification = Notification.model_validate(json.loads(body))
-    except ValueError as exc:  # JSON errors and ValidationError alike
+        notification = Notification.model_validate(strict_json.loads(body))
+    except ValueError as exc:  # JsonRefused and ValidationError alike
         raise meta.malformed("Messenger", exc) from None
     if notification.object != OBJECT:
         raise WebhookMalformed(f"object is not {OBJECT}")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from chalicelib import strict_json
 from chalicelib.adapters.providers.viber.codes import (
     FAILED_EVENT_CODE,
     INBOUND_EVENT,
@@ -67,9 +67,9 @@ def verify(request: WebhookRequest, auth_token: str | None, now: datetime) -> No
 
 def _body_time(body: bytes) -> datetime | None:
     try:
-        payload = json.loads(body)
+        payload = strict_json.loads(body)
         return _time(payload.get("timestamp")) if isinstance(payload, dict) else None
-    except (ValueError, WebhookMalformed):
+    except (strict_json.JsonRefused, WebhookMalformed):
         return None
 
 
@@ -85,9 +85,9 @@ def _time(value: Any) -> datetime:
 def parse(body: bytes, bot: Mapping[str, Any]) -> WebhookBatch:
     """The event in a verified callback body. `bot` is our own address (inbound `to`)."""
     try:
-        payload = json.loads(body)
-    except ValueError:
-        raise WebhookMalformed("body is not JSON") from None
+        payload = strict_json.loads(body)
+    except strict_json.JsonRefused as exc:
+        raise WebhookMalformed(f"the body is not acceptable JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise WebhookMalformed("body is not a JSON object")
     event = payload.get("event")

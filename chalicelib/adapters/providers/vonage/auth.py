@@ -122,6 +122,12 @@ def _check_fresh(iat: Any, exp: Any, now: datetime) -> None:
         raise WebhookUnauthorized("token expired")
 
 
+#: Beyond any time a token could name: 10**400 would overflow the float arithmetic above.
+MAX_CLAIM_SECONDS = 2**53
+
+
 def _is_number(value: Any) -> bool:
-    # bool is an int subclass; `true` is not second 1 of the epoch.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # bool is an int subclass; `true` is not second 1 of the epoch. NaN fails the comparison.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return -MAX_CLAIM_SECONDS < value < MAX_CLAIM_SECONDS

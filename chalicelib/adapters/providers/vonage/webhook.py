@@ -14,12 +14,12 @@ Inbound (v1): `message_uuid`, `to` (our number or id), `from` (the user), `chann
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from chalicelib import strict_json
 from chalicelib.domain.model import StatusEvent, Usage
 from chalicelib.service.message_hints import hint_of
 from chalicelib.service.webhooks import (
@@ -45,9 +45,9 @@ def parse(body: bytes, kind: WebhookKind, now: Callable[[], datetime]) -> Webhoo
 
 def _object(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookMalformed("body is not JSON") from None
+        payload = strict_json.loads(body)
+    except strict_json.JsonRefused as exc:
+        raise WebhookMalformed(f"the body is not acceptable JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise WebhookMalformed("body must be a JSON object: Vonage sends one event per request")
     return payload

@@ -6,11 +6,11 @@ URL an app may have, so `/status` and `/inbound` both accept everything in it.
 """
 from __future__ import annotations
 
-import json
 import logging
 
 from pydantic import ValidationError
 
+from chalicelib import strict_json
 from chalicelib.adapters.providers import meta
 from chalicelib.adapters.providers.whatsapp import codes
 from chalicelib.adapters.providers.whatsapp.inbound import inbound_message
@@ -42,8 +42,8 @@ def challenge(verify_token: str, request: WebhookRequest) -> str | None:
 def parse(body: bytes) -> WebhookBatch:
     """Every status and user message in a verified notification, however many it batches."""
     try:
-        notification = Notification.model_validate(json.loads(body))
-    except ValueError as exc:  # JSON errors and ValidationError alike
+        notification = Notification.model_validate(strict_json.loads(body))
+    except ValueError as exc:  # JsonRefused and ValidationError alike
         raise meta.malformed("WhatsApp", exc) from None
     if notification.object != OBJECT:
         raise WebhookMalformed(f"object is not {OBJECT}")
