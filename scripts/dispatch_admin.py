@@ -229,6 +229,7 @@ def cmd_sweep(args: argparse.Namespace, _: ApplicationRepository, __: SecretStor
             "failed": result.failed,
             "lost": result.lost,
             "callbacks_recovered": result.callbacks_recovered,
+            "unread": result.unread,
         },
     )
     return 1 if result.failed else 0

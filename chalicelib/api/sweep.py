@@ -6,7 +6,9 @@ PutMetricData call, no extra permission). `TimerChecksLost` above zero means a t
 check it owned, and `OverdueChecksFailed` above zero means a dispatch could not be moved on: both
 are worth an alarm. `OverdueStepsFound` also counts backstops (send guards, report limits) that
 the AWS timers leave to the sweep by design. `CallbackDrainsRecovered` counts dispatches whose
-callbacks had to be nudged again (a queue message lost, a drain that died). Every run emits every
+callbacks had to be nudged again (a queue message lost, a drain that died). `IndexReadsFailed`
+counts the sweep's index reads that failed (the rest of the sweep still ran, and the next run
+reads those minutes again): above zero for long is worth an alarm. Every run emits every
 metric, zeros included, so an alarm can tell "nothing went wrong" from "the sweep did not run".
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ def run_sweep(event: Any) -> dict[str, int]:
         "failed": result.failed,
         "lost": result.lost,
         "callbacks_recovered": result.callbacks_recovered,
+        "unread": result.unread,
     }
     _emit_metrics(counts)
     return counts
@@ -46,4 +49,5 @@ def _emit_metrics(counts: dict[str, int]) -> None:
     metrics.add_metric(
         name="CallbackDrainsRecovered", unit=MetricUnit.Count, value=counts["callbacks_recovered"]
     )
+    metrics.add_metric(name="IndexReadsFailed", unit=MetricUnit.Count, value=counts["unread"])
     metrics.flush_metrics()

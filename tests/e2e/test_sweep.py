@@ -31,7 +31,7 @@ def test_the_schedule_redrives_a_lost_check_and_reports_it_as_a_metric(stack, ca
     result = stack.client.lambda_.invoke("sweep_overdue", scheduled_event(stack))
 
     assert result.payload == {
-        "found": 1, "redriven": 1, "failed": 0, "lost": 1, "callbacks_recovered": 0
+        "found": 1, "redriven": 1, "failed": 0, "lost": 1, "callbacks_recovered": 0, "unread": 0
     }
     first, second = view(stack, dispatch_uuid)["messages"]
     assert first["outcome"] == "expired" and second["phase"] == "waiting"
@@ -44,16 +44,18 @@ def test_the_schedule_redrives_a_lost_check_and_reports_it_as_a_metric(stack, ca
         "OverdueChecksFailed": "Count",
         "TimerChecksLost": "Count",
         "CallbackDrainsRecovered": "Count",
+        "IndexReadsFailed": "Count",
     }
     # Powertools writes each value as the list of the data points it aggregated.
     assert (metrics["OverdueStepsFound"], metrics["OverdueStepsRedriven"]) == ([1], [1])
     assert metrics["OverdueChecksFailed"] == [0]
     assert metrics["TimerChecksLost"] == [1]  # a deadline, which its timer owned
+    assert metrics["IndexReadsFailed"] == [0]
 
     again = stack.client.lambda_.invoke("sweep_overdue", scheduled_event(stack))
 
     assert again.payload == {
-        "found": 0, "redriven": 0, "failed": 0, "lost": 0, "callbacks_recovered": 0
+        "found": 0, "redriven": 0, "failed": 0, "lost": 0, "callbacks_recovered": 0, "unread": 0
     }
     [quiet] = emitted_metrics(capsys.readouterr().out)
     assert quiet["OverdueStepsRedriven"] == [0]  # zeros too: a missing data point means no sweep

@@ -241,6 +241,7 @@ def test_sweep_redrives_a_dispatch_stranded_beyond_the_scheduled_look_back(
         "failed": 0,
         "lost": 1,
         "callbacks_recovered": 0,
+        "unread": 0,
     }
     assert dispatches.get(dispatch_uuid).current == 1
     assert [(u, step) for u, step, _ in timer.scheduled] == [(dispatch_uuid, 1), (dispatch_uuid, 1)]

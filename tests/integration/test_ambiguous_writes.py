@@ -118,3 +118,15 @@ def test_a_claim_held_by_another_drain_is_still_refused(faulty, ddb_client):
     LostAnswers(client, {"UpdateItem"})
 
     assert DynamoCallbackStore(client, table).claim(D1, "drain-2", T0, T0 + timedelta(seconds=120)) is None
+
+
+def test_a_token_use_whose_answer_was_lost_is_still_its_first_use(faulty, ddb_client):
+    from chalicelib.adapters.dynamodb_token_uses import DynamoTokenUses
+
+    client, table_name = faulty
+    lost = LostAnswers(client, {"PutItem"})
+    uses = DynamoTokenUses(client, table_name)
+    assert uses.first_use("app-1", "jti-1", T0 + timedelta(minutes=15)) is True
+    assert lost.lost == 1
+    # A true replay is still refused.
+    assert DynamoTokenUses(ddb_client, table_name).first_use("app-1", "jti-1", T0 + timedelta(minutes=15)) is False
