@@ -116,14 +116,30 @@ def on_timer(dispatch: Dispatch, index: int, now: datetime, policy: Policy) -> D
 
 
 def on_status(
-    dispatch: Dispatch, index: int, event: StatusEvent, now: datetime, policy: Policy
+    dispatch: Dispatch,
+    index: int,
+    event: StatusEvent,
+    now: datetime,
+    policy: Policy,
+    sent: SendAccepted | None = None,
 ) -> Decision:
-    """A provider status for step `index`, whenever it arrives."""
-    return _superseding(dispatch, _on_status(dispatch, index, event, now, policy), now)
+    """A provider status for step `index`, whenever it arrives.
+
+    `sent` names the provider and message id the status came for. A status is proof that
+    message was sent, so a step whose send is not recorded yet (its answer lost, say to a failed
+    save) records it now, as if the provider had just answered; otherwise its guard would give
+    it up and send the next message to someone who already has this one.
+    """
+    return _superseding(dispatch, _on_status(dispatch, index, event, now, policy, sent), now)
 
 
 def _on_status(
-    dispatch: Dispatch, index: int, event: StatusEvent, now: datetime, policy: Policy
+    dispatch: Dispatch,
+    index: int,
+    event: StatusEvent,
+    now: datetime,
+    policy: Policy,
+    sent: SendAccepted | None,
 ) -> Decision:
     actions: list[Action] = []
     if index == dispatch.current and _overdue(dispatch, now):
@@ -133,8 +149,12 @@ def _on_status(
         dispatch, actions = expired.dispatch, list(expired.actions)
     step = dispatch.steps[index]
     new_status = _merged_status(step.status, event.status)
+    # The send this status proves, when the step has not recorded it yet.
+    proven = sent if step.phase is Phase.SENDING else None
     if step.phase is Phase.PENDING or _already_recorded(step, event.status):
-        return Decision(dispatch, tuple(actions), changed=bool(actions))
+        if proven is not None:
+            dispatch = _accept(dispatch, step, proven, now, policy, actions)
+        return Decision(dispatch, tuple(actions), changed=bool(actions) or proven is not None)
     record = StatusRecord(
         status=event.status,
         at=now,
@@ -149,10 +169,13 @@ def _on_status(
         usage=event.usage or step.usage,
     )
     dispatch = _with_step(dispatch, step, now)
-    if new_status is not event.status:
-        return Decision(dispatch, tuple(actions))  # recorded, but not a step forward
-    actions.append(NotifyStatus(index, record))
-    if step.phase is Phase.WAITING:
+    if new_status is event.status:
+        actions.append(NotifyStatus(index, record))
+    if proven is not None:
+        # Recorded as sent after the status, as when a webhook beats the provider's own answer:
+        # the application is not told `submitted` after it, and the step reacts to the status.
+        dispatch = _accept(dispatch, step, proven, now, policy, actions)
+    elif new_status is event.status and step.phase is Phase.WAITING:
         dispatch = _react(dispatch, step, now, policy, actions)
     return Decision(dispatch, tuple(actions))
 
@@ -238,6 +261,20 @@ def _sending(
 def _accepted(
     dispatch: Dispatch, step: Step, result: SendAccepted, now: datetime, policy: Policy
 ) -> Decision:
+    actions: list[Action] = []
+    return Decision(_accept(dispatch, step, result, now, policy, actions), tuple(actions))
+
+
+def _accept(
+    dispatch: Dispatch,
+    step: Step,
+    result: SendAccepted,
+    now: datetime,
+    policy: Policy,
+    actions: list[Action],
+) -> Dispatch:
+    """Record that the provider took `step`'s message at `now`, and react to what it reported."""
+    first = len(actions)
     seconds = step.spec.expiry_time or policy.last_step_report_seconds
     deadline = now + timedelta(seconds=seconds)
     # A webhook may beat the provider's own answer to the send; what it reported stands.
@@ -255,13 +292,14 @@ def _accepted(
     )
     dispatch = replace(_with_step(dispatch, step, now), due_at=deadline)
     # The application hears `submitted` only if nothing was reported first: never backwards.
-    actions: list[Action] = [NotifyStatus(step.index, record)] if early is None else []
+    if early is None:
+        actions.append(NotifyStatus(step.index, record))
     if early not in (None, MessageStatus.SUBMITTED):
         dispatch = _react(dispatch, step, now, policy, actions)
     if dispatch.steps[step.index].phase is Phase.WAITING:
         backstop = step.spec.expiry_time is None
-        actions.insert(0, ScheduleCheck(step.index, deadline, backstop=backstop))
-    return Decision(dispatch, tuple(actions))
+        actions.insert(first, ScheduleCheck(step.index, deadline, backstop=backstop))
+    return dispatch
 
 
 def _send_failed(

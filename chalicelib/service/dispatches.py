@@ -145,9 +145,11 @@ class DispatchService:
         dispatch, step_index = found
         if application_id is not None and dispatch.application_id != application_id:
             return False
+        # The status proves this message was sent, should the step not have recorded it yet.
+        sent = SendAccepted(provider, provider_message_id)
         self._run(
             dispatch,
-            lambda d, now: transitions.on_status(d, step_index, event, now, self._policy),
+            lambda d, now: transitions.on_status(d, step_index, event, now, self._policy, sent),
         )
         return True
 

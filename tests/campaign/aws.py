@@ -246,6 +246,9 @@ class FaultWire:
         self._tokens: dict[str, int] = {}
         #: Provider message ids a committed dispatch item records as its step's accepted send.
         self.recorded: set[str] = set()
+        #: Provider message ids a webhook for the message itself recorded first (its status
+        #: proved a send whose own save failed): the send's acceptance was never saved.
+        self.proved: set[str] = set()
         #: Every attempt, by operation.
         self.calls: dict[str, int] = {}
 
@@ -371,7 +374,12 @@ class FaultWire:
             if pk.startswith("MSG#"):
                 world.routed.add(item["provider_message_id"]["S"])
             elif pk.startswith("DSP#"):
-                self.recorded.update(_PMID.findall(json.dumps(item.get("steps", {}))))
+                found = set(_PMID.findall(json.dumps(item.get("steps", {})))) - self.proved
+                applying = world.applying()
+                if applying in found and applying not in self.recorded:
+                    self.proved.add(applying)
+                    found.discard(applying)
+                self.recorded |= found
                 if "attribute_not_exists" not in put.get("ConditionExpression", ""):
                     world.dispatch_saved(pk.removeprefix("DSP#"))
 

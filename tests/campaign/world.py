@@ -273,6 +273,11 @@ class World:
         if applied is not None and applied not in rec.applied:
             rec.applied.append(applied)
 
+    def applying(self) -> str | None:
+        """The provider message id of the webhook the innermost input running applies, if any."""
+        applied = self._inputs[-1].applied if self._inputs else None
+        return applied.provider_message_id if applied is not None else None
+
     def received(self, rec: DispatchRecord, record: CallbackRecord) -> None:
         rec.received.append(Received(record.seq, record.event_id, record.kind, record.body, self.now_us))
 

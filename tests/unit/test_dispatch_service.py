@@ -156,6 +156,50 @@ def test_a_send_whose_result_cannot_be_saved_is_given_up_by_its_guard(h):
     assert d.steps[1].phase is Phase.WAITING
 
 
+@pytest.mark.parametrize(
+    "value, outcome, sent",
+    [(S.READ, DispatchStatus.COMPLETED, [0]), (S.REJECTED, DispatchStatus.IN_PROGRESS, [0, 1])],
+)
+def test_a_status_for_a_send_whose_record_was_lost_counts_as_its_send(h, value, outcome, sent):
+    # The send's save loses a race (the repository still writes its message index item), and
+    # the save decided again fails on an AWS error: the step never records its send.
+    real_save = h.repo.save
+    failures = [RuntimeError("throttled")]
+
+    def lost_then_failing(dispatch, refs=()):
+        if refs:
+            h.repo.save = failing
+            h.repo.fail_next_save_with_conflict()
+        return real_save(dispatch, refs)
+
+    def failing(dispatch, refs=()):
+        if refs and failures:
+            raise failures.pop()
+        return real_save(dispatch, refs)
+
+    h.repo.save = lost_then_failing
+    uuid = h.service.create(h.app, messenger_then_sms())
+    assert h.dispatch(uuid).steps[0].phase is Phase.SENDING and not failures
+    h.clock.advance(30)
+
+    assert h.status(uuid, 0, StatusEvent(value))  # routed by the index item written alone
+
+    d = h.dispatch(uuid)
+    step = d.steps[0]
+    assert step.provider_message_id == f"fake-{step.message_uuid}" and step.sent_at == h.clock.now()
+    assert d.status is outcome
+    assert [p["status"] for p in h.callbacks.statuses(uuid) if p["message_uuid"] == step.message_uuid] == [
+        value.value
+    ]
+    h.advance(h.policy.send_guard_seconds)  # the guard, if it still fires, finds the step sent
+    d = h.dispatch(uuid)
+    assert d.steps[0].outcome is not Outcome.SEND_UNCONFIRMED
+    assert [m.step_index for m in h.provider.accepted] == sent  # never sent twice
+    if outcome is DispatchStatus.COMPLETED:
+        [report] = h.callbacks.final_reports(uuid)
+        assert report["status"] == "completed" and report["completed_by"] == step.message_uuid
+
+
 def test_a_failing_timer_does_not_fail_the_create(h):
     def broken(*args):
         raise ConnectionError("timer service down")

@@ -180,6 +180,73 @@ def test_an_early_submitted_webhook_is_recorded_and_told_once():
     assert decision.actions == (ScheduleCheck(0, T0 + timedelta(seconds=600)), guard_cancel(0, T0))
 
 
+@pytest.mark.parametrize(
+    "condition, value, completes, fails_over",
+    [
+        (Condition.READ, S.READ, True, False),
+        (Condition.DELIVERED, S.DELIVERED, True, False),
+        (Condition.READ, S.DELIVERED, False, False),
+        (Condition.READ, S.SUBMITTED, False, False),
+        (Condition.READ, S.REJECTED, False, True),
+        (Condition.DELIVERED, S.UNDELIVERABLE, False, True),
+    ],
+)
+def test_a_status_proves_a_send_whose_answer_was_never_recorded(condition, value, completes, fails_over):
+    # The send's answer was lost (its save failed after the message index was written), so the
+    # step is still sending when the provider's status for the message reaches it.
+    d = t.start(UUID, "app", [spec(condition=condition), sms_last()], T0, POLICY).dispatch
+    at = T0 + timedelta(seconds=30)
+    decision = t.on_status(d, 0, StatusEvent(value), at, POLICY, SendAccepted("fake", "p-0"))
+    d = decision.dispatch
+    step = d.steps[0]
+    assert (step.provider, step.provider_message_id, step.sent_at) == ("fake", "p-0", at)
+    assert step.status is value and step.history[0].status is value and not step.history[0].late
+    # Told the status it reported, never a `submitted` after it.
+    told = [a.record.status for a in decision.actions if isinstance(a, NotifyStatus) and a.step_index == 0]
+    assert told == [value]
+    assert (d.status is DispatchStatus.COMPLETED and d.completed_by == 0) is completes
+    assert (step.phase is Phase.FAILED and d.current == 1 and SendMessage(1) in decision.actions) is fails_over
+    waiting = not completes and not fails_over
+    assert (step.phase is Phase.WAITING and d.due_at == at + timedelta(seconds=600)) is waiting
+    assert (ScheduleCheck(0, at + timedelta(seconds=600)) in decision.actions) is waiting
+    assert decision.actions[-1] == guard_cancel(0, T0)
+    assert sum(isinstance(a, NotifyFinal) for a in decision.actions) == (1 if completes else 0)
+
+    # The guard fires anyway (its cancel was lost): the step is sent, so nothing happens.
+    guard = T0 + timedelta(seconds=POLICY.send_guard_seconds)
+    assert not t.on_timer(d, 0, guard, POLICY).changed
+    # The send's own answer is recorded at last: the step is not set back.
+    assert not t.on_send_result(d, 0, SendAccepted("fake", "p-0"), guard, POLICY).changed
+    # A status for the step after its failover still never reopens it.
+    if fails_over:
+        late = status(d, 0, S.READ, guard)
+        assert late.dispatch.steps[0].phase is Phase.FAILED and late.dispatch.current == 1
+        assert not any(isinstance(a, (NotifyFinal, SendMessage)) for a in late.actions)
+
+
+def test_a_repeated_status_still_proves_the_send():
+    # A status recorded while sending, before statuses proved sends, is not recorded again.
+    d = t.start(UUID, "app", [spec(condition=Condition.DELIVERED), sms_last()], T0, POLICY).dispatch
+    d = status(d, 0, S.DELIVERED, T0).dispatch
+    decision = t.on_status(d, 0, StatusEvent(S.DELIVERED), T0, POLICY, SendAccepted("fake", "p-0"))
+    assert decision.changed and decision.dispatch.status is DispatchStatus.COMPLETED
+    assert [type(a) for a in decision.actions] == [NotifyFinal, CancelCheck]
+
+
+def test_a_status_proves_nothing_for_a_step_no_longer_sending():
+    given_up = t.start(UUID, "app", [spec(), sms_last()], T0, POLICY).dispatch
+    given_up = t.on_timer(given_up, 0, given_up.due_at, POLICY).dispatch
+    at = given_up.updated_at
+    decision = t.on_status(given_up, 0, StatusEvent(S.READ), at, POLICY, SendAccepted("fake", "p-0"))
+    step = decision.dispatch.steps[0]
+    assert step.phase is Phase.FAILED and step.outcome is Outcome.SEND_UNCONFIRMED
+    assert step.provider_message_id is None and step.history[-1].late
+    assert decision.dispatch.current == 1
+    assert not any(isinstance(a, (NotifyFinal, SendMessage, ScheduleCheck)) for a in decision.actions)
+    pending = t.start(UUID, "app", [spec(), sms_last()], T0, POLICY).dispatch
+    assert not t.on_status(pending, 1, StatusEvent(S.READ), T0, POLICY, SendAccepted("fake", "p-1")).changed
+
+
 def test_a_repeated_send_result_is_a_no_op():
     d = started()
     assert not t.on_send_result(d, 0, SendAccepted("fake", "p-0"), T0, POLICY).changed
