@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from scripts.local_stack_process import LocalStack, running_local_stack
+from tests.e2e.test_api import MESSENGER_TO_SMS
 
 #: The stack's whole-request deadline in these tests (the default is 10 s).
 REQUEST_SECONDS = 2
@@ -286,23 +287,6 @@ def test_every_type_the_front_answers_is_documented():
 
 # --- the drain on SIGTERM ----------------------------------------------------------------------
 
-SEED = {
-    "template": "failover",
-    "workflow": [
-        {
-            "from": {"type": "messenger", "id": "1111111111111111"},
-            "to": {"type": "messenger", "id": "0000000000000000"},
-            "message": {"content": {"type": "text", "text": "drain"}},
-            "failover": {"expiry_time": 600, "condition_status": "read"},
-        },
-        {
-            "from": {"type": "sms", "number": "447700900001"},
-            "to": {"type": "sms", "number": "447700900000"},
-            "message": {"content": {"type": "text", "text": "drain"}},
-        },
-    ],
-}
-
 
 @dataclass
 class Sent:
@@ -323,7 +307,7 @@ class Worker:
     sent: list[Sent] = field(default_factory=list)
 
     def run(self, stop_at: float) -> None:
-        body = json.dumps(SEED)
+        body = json.dumps(MESSENGER_TO_SMS)
         token = base64.b64encode(":".join(self.auth).encode()).decode()
         headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
