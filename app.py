@@ -6,8 +6,7 @@ from typing import Any
 from chalice import Chalice, Rate
 from chalice.app import SQSEvent  # not re-exported by the `chalice` package
 
-from chalicelib.api import callback_routes, dispatch_routes, edges, sandbox_routes, webhook_routes
-from chalicelib.api.checks import run_check
+from chalicelib.api import callback_routes, checks, dispatch_routes, edges, sandbox_routes, webhook_routes
 from chalicelib.api.deliveries import run_deliveries
 from chalicelib.api.sweep import run_sweep
 from chalicelib.api.webhook_batches import run_webhook_chunks
@@ -25,9 +24,10 @@ edges.install(app)
 
 
 @app.lambda_function(name="failover_check")
-def failover_check(event: Any, context: Any) -> dict[str, Any]:
-    """Invoked by the timer backend when a step's deadline, retry or report limit is due."""
-    return run_check(event)
+def run_check(event: Any, context: Any) -> dict[str, Any]:
+    """Invoked by the timer backend when a dispatch's check is due. The deployed name stays
+    `failover_check`: timers already scheduled invoke it by that name."""
+    return checks.run_check(event)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep_overdue")

@@ -45,7 +45,7 @@ class Services:
     #: Per channel, what its provider can carry (validation refuses the rest).
     carried: dict[Any, Any] = field(default_factory=dict)
     #: Callback delivery (`CallbackRelay`), its records (`CallbackStore`) and its queue.
-    callbacks: Any = None
+    callback_relay: Any = None
     callback_store: Any = None
     callback_queue: Any = None
     #: What the callbacks API reads and replays (`CallbackHistory`).
@@ -181,7 +181,7 @@ def wire_services(
         repository=repository,
         providers=routing,
         timer=timer,
-        callbacks=queue,
+        callback_queue=queue,
         clock=clock,
         policy=settings.policy,
     )
@@ -231,7 +231,7 @@ def wire_services(
         webhooks=webhooks,
         webhook_service=webhook_service,
         carried=carried,
-        callbacks=relay,
+        callback_relay=relay,
         callback_store=callback_store,
         callback_queue=queue,
         callback_history=callback_history,

@@ -1,7 +1,8 @@
 """Regenerate `components.schemas` in chalicelib/api/openapi.json from the pydantic models.
 
 Everything else in the document is written by hand. Run after changing a model in
-`chalicelib/api/schemas.py`, `views.py` or `callback_views.py`, or after editing the document:
+`chalicelib/api/request_models.py`, `response_models.py` or `callback_response_models.py`, or
+after editing the document:
 
     .venv/bin/python scripts/gen_openapi.py           # rewrite the document, sorted and indented
     .venv/bin/python scripts/gen_openapi.py --check   # exit 1 if the document is out of date
@@ -26,26 +27,26 @@ from pydantic.json_schema import (  # noqa: E402
 )
 from pydantic_core import core_schema  # noqa: E402
 
-from chalicelib.api import callback_views, schemas, views  # noqa: E402
+from chalicelib.api import callback_response_models, request_models, response_models  # noqa: E402
 
 DOCUMENT = ROOT / "chalicelib" / "api" / "openapi.json"
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 #: The models the document names; the models they contain are pulled in with them.
 MODELS: tuple[type[BaseModel], ...] = (
-    schemas.CreateDispatchRequest,
-    schemas.SandboxStatusRequest,
-    schemas.SandboxOutageRequest,
-    views.CreateDispatchResponse,
-    views.CreateWorkflowResponse,
-    views.DispatchView,
-    views.Problem,
-    views.MessageStatusCallback,
-    views.FinalReportCallback,
-    views.ReceivedCallback,
-    callback_views.DispatchCallbacks,
-    callback_views.CallbackList,
-    callback_views.ReplayAccepted,
+    request_models.CreateDispatchRequest,
+    request_models.SandboxStatusRequest,
+    request_models.SandboxOutageRequest,
+    response_models.CreateDispatchResponse,
+    response_models.CreateWorkflowResponse,
+    response_models.DispatchView,
+    response_models.Problem,
+    response_models.MessageStatusCallback,
+    response_models.FinalReportCallback,
+    response_models.ReceivedCallback,
+    callback_response_models.DispatchCallbacks,
+    callback_response_models.CallbackList,
+    callback_response_models.ReplayAccepted,
 )
 
 

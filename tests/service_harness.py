@@ -80,7 +80,7 @@ class Harness:
             repository=self.repo,
             providers={channel: self.provider for channel in Channel},
             timer=self.timer,
-            callbacks=self.queue,
+            callback_queue=self.queue,
             clock=self.clock,
             policy=self.policy,
         )
@@ -112,5 +112,5 @@ class Harness:
             at, (dispatch_uuid, index) = min(timers)
             self.clock.current = max(self.clock.current, at)
             del self.timer.pending[(dispatch_uuid, index)]
-            self.service.check(dispatch_uuid, index)
+            self.service.run_check(dispatch_uuid, index)
         self.clock.advance(target - self.clock.current.timestamp())

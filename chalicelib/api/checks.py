@@ -47,5 +47,5 @@ def run_check(event: Any) -> dict[str, Any]:
                 "lateness_ms": round(lateness.total_seconds() * 1000),
             },
         )
-    services.dispatches.check(check.dispatch_uuid, check.step_index)
+    services.dispatches.run_check(check.dispatch_uuid, check.step_index)
     return {"ok": True, "dispatch_uuid": check.dispatch_uuid, "step_index": check.step_index}

@@ -43,7 +43,7 @@ def run_deliveries(
     from chalicelib.bootstrap import get_services
 
     services = get_services()
-    relay = services.callbacks
+    relay = services.callback_relay
     counts = {
         "drained": 0, "delivered": 0, "retrying": 0, "dead": 0,
         "busy": 0, "failed": 0, "invalid": 0, "deferred": 0,

@@ -16,7 +16,7 @@ from chalicelib.api.auth import caller
 from chalicelib.api.body import decode_json_body
 from chalicelib.api.errors import NotFound, RequestInvalid, StagedOutage
 from chalicelib.api.http import ANY_CONTENT_TYPE, json_response, problem_errors, request_bytes
-from chalicelib.api.schemas import SandboxOutageRequest, SandboxStatusRequest
+from chalicelib.api.request_models import SandboxOutageRequest, SandboxStatusRequest
 from chalicelib.api.validation import invalid_parameters, is_issued_uuid
 from chalicelib.bootstrap import Services, get_services
 from chalicelib.domain.application import Application

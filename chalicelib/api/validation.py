@@ -1,7 +1,7 @@
 """Validation of the dispatch create request, turning a decoded JSON body into step specs.
 
 Two passes, and every problem of both is reported together:
-1. structure: the pydantic models in `schemas.py` (types, enums, lengths, unknown fields);
+1. structure: the pydantic models in `request_models.py` (types, enums, lengths, unknown fields);
 2. channel rules: what depends on the channel or on an item's place in the chain. They read the
    raw body defensively, so they still run on items that failed the structural pass.
 A rule problem at or below a field that already failed structurally is dropped: one field, one
@@ -18,7 +18,7 @@ import phonenumbers
 from pydantic import ValidationError
 
 from chalicelib.api.errors import RequestInvalid
-from chalicelib.api.schemas import (
+from chalicelib.api.request_models import (
     ADDRESS_FIELDS,
     CHANNEL_BLOCKS,
     CONTENT_KEYS,

@@ -1,7 +1,7 @@
 """The dispatch state machine: every input becomes a Decision, with time passed in.
 
 Four inputs move a dispatch: `start` (create), `on_send_result` (the provider's answer to a
-send), `on_status` (a status for one of its messages) and `on_timer` (a deadline, retry or report
+send), `on_status` (a status for one of its messages) and `on_check` (a deadline, retry or report
 limit came due). Each is pure: same dispatch, input and `now` give the same decision. An input
 that changes nothing (a duplicate, a late timer, a status for a step already moved past) returns
 `changed=False`, which callers treat as a no-op.
@@ -89,7 +89,7 @@ def on_send_result(
     return _superseding(dispatch, decision, now)
 
 
-def on_timer(dispatch: Dispatch, index: int, now: datetime, policy: Policy) -> Decision:
+def on_check(dispatch: Dispatch, index: int, now: datetime, policy: Policy) -> Decision:
     """A check for step `index` came due. Early, stale or repeated checks change nothing."""
     # Only a due check gets this far, so no other check is pending: nothing to supersede.
     if (
@@ -145,7 +145,7 @@ def _on_status(
     if index == dispatch.current and _overdue(dispatch, now):
         # The deadline passed before this status reached us: the condition was not met in time,
         # whether or not the timer has fired yet. Apply the deadline first, then the status.
-        expired = on_timer(dispatch, index, now, policy)
+        expired = on_check(dispatch, index, now, policy)
         dispatch, actions = expired.dispatch, list(expired.actions)
     step = dispatch.steps[index]
     new_status = _merged_status(step.status, event.status)

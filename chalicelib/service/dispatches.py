@@ -56,7 +56,7 @@ Decide = Callable[[Dispatch, datetime], Decision]
 
 
 @dataclass
-class _Outbox:
+class _Nudges:
     """Dispatches that saved new callbacks during one input: nudged once every send and timer
     is done."""
 
@@ -69,7 +69,7 @@ class DispatchService:
         repository: DispatchRepository,
         providers: Mapping[Channel, ChannelProvider],
         timer: Timer,
-        callbacks: CallbackQueue,
+        callback_queue: CallbackQueue,
         clock: Clock,
         policy: Policy = DEFAULT_POLICY,
         new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
@@ -77,7 +77,7 @@ class DispatchService:
         self._repo = repository
         self._providers = providers
         self._timer = timer
-        self._callbacks = callbacks
+        self._callback_queue = callback_queue
         self._clock = clock
         self._policy = policy
         self._new_uuid = new_uuid
@@ -90,16 +90,16 @@ class DispatchService:
         decision = transitions.start(
             self._new_uuid(), application.application_id, specs, now, self._policy
         )
-        outbox = _Outbox()
-        saved = self._repo.add(_with_outbox(decision, now, outbox))
+        nudges = _Nudges()
+        saved = self._repo.add(_with_outbox(decision, now, nudges))
         logger.info("dispatch created", extra=_log_fields(saved))
         try:
-            self._perform(saved, decision, outbox)
+            self._perform(saved, decision, nudges)
         except Exception:
             # The dispatch is stored and its guard's check is set: that check moves it on. An
             # error here must not tell the client to retry, which would send everything again.
             logger.exception("dispatch effects failed; its timer will recover it", extra=_log_fields(saved))
-        self._nudge(outbox)
+        self._nudge(nudges)
         return saved.dispatch_uuid
 
     def get(self, application: Application, dispatch_uuid: str) -> Dispatch:
@@ -163,7 +163,7 @@ class DispatchService:
             return None  # not recorded there (yet): only the index can tell
         return dispatch, hint.step_index
 
-    def check(self, dispatch_uuid: str, step_index: int) -> None:
+    def run_check(self, dispatch_uuid: str, step_index: int) -> None:
         """A timer came due for (dispatch, step). Safe to run twice, early or late."""
         dispatch = self._repo.get(dispatch_uuid)
         if dispatch is None:
@@ -173,7 +173,7 @@ class DispatchService:
             logger.warning("check for unknown step", extra=_log_fields(dispatch))
             return
         self._run(
-            dispatch, lambda d, now: transitions.on_timer(d, step_index, now, self._policy)
+            dispatch, lambda d, now: transitions.on_check(d, step_index, now, self._policy)
         )
 
     def relay_inbound(self, dispatch_uuid: str, payload: Mapping[str, Any]) -> None:
@@ -190,22 +190,22 @@ class DispatchService:
             except ConcurrentUpdate:
                 dispatch = self._repo.get(dispatch_uuid)
                 continue
-            self._nudge(_Outbox({dispatch_uuid}))
+            self._nudge(_Nudges({dispatch_uuid}))
             return
         raise ConcurrentUpdate(dispatch_uuid)
 
     # --- the loop: decide, save, perform --------------------------------------------------------
 
     def _run(self, dispatch: Dispatch, decide: Decide) -> None:
-        outbox = _Outbox()
-        self._decide_and_save(dispatch, decide, outbox)
-        self._nudge(outbox)
+        nudges = _Nudges()
+        self._decide_and_save(dispatch, decide, nudges)
+        self._nudge(nudges)
 
     def _decide_and_save(
         self,
         dispatch: Dispatch,
         decide: Decide,
-        outbox: _Outbox,
+        nudges: _Nudges,
         refs: Sequence[MessageRef] = (),
     ) -> None:
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -213,7 +213,7 @@ class DispatchService:
             decision = decide(dispatch, now)
             if not decision.changed:
                 return
-            decided = _Outbox()
+            decided = _Nudges()
             try:
                 saved = self._repo.save(_with_outbox(decision, now, decided), refs)
             except ConcurrentUpdate:
@@ -222,22 +222,22 @@ class DispatchService:
                     raise DispatchNotFound(dispatch.dispatch_uuid) from None
                 dispatch = reloaded
                 continue
-            outbox.dispatches |= decided.dispatches
-            self._perform(saved, decision, outbox)
+            nudges.dispatches |= decided.dispatches
+            self._perform(saved, decision, nudges)
             return
         raise ConcurrentUpdate(dispatch.dispatch_uuid)
 
-    def _perform(self, saved: Dispatch, decision: Decision, outbox: _Outbox) -> None:
+    def _perform(self, saved: Dispatch, decision: Decision, nudges: _Nudges) -> None:
         for action in decision.actions:
             if isinstance(action, SendMessage):
-                self._send_and_record(saved, action.step_index, outbox)
+                self._send_and_record(saved, action.step_index, nudges)
             elif isinstance(action, ScheduleCheck):
                 self._timer_call(self._timer.schedule, saved, action)
             elif isinstance(action, CancelCheck):
                 self._timer_call(self._timer.cancel, saved, action)
             # NotifyStatus and NotifyFinal were saved in the outbox with the decision.
 
-    def _send_and_record(self, saved: Dispatch, index: int, outbox: _Outbox) -> None:
+    def _send_and_record(self, saved: Dispatch, index: int, nudges: _Nudges) -> None:
         began = self._clock.now()
         result = self._send(saved, index)
         refs: tuple[MessageRef, ...] = ()
@@ -257,7 +257,7 @@ class DispatchService:
         self._decide_and_save(
             saved,
             lambda d, now: transitions.on_send_result(d, index, result, now, self._policy),
-            outbox,
+            nudges,
             refs,
         )
 
@@ -288,12 +288,12 @@ class DispatchService:
         except Exception:
             logger.exception("timer call failed", extra=_log_fields(dispatch))
 
-    def _nudge(self, outbox: _Outbox) -> None:
-        for dispatch_uuid in sorted(outbox.dispatches):
-            self._callbacks.nudge(dispatch_uuid)
+    def _nudge(self, nudges: _Nudges) -> None:
+        for dispatch_uuid in sorted(nudges.dispatches):
+            self._callback_queue.nudge(dispatch_uuid)
 
 
-def _with_outbox(decision: Decision, now: datetime, outbox: _Outbox) -> Dispatch:
+def _with_outbox(decision: Decision, now: datetime, nudges: _Nudges) -> Dispatch:
     """The decided dispatch with the decision's callbacks rendered into its outbox."""
     dispatch = decision.dispatch
     entries = []
@@ -310,7 +310,7 @@ def _with_outbox(decision: Decision, now: datetime, outbox: _Outbox) -> Dispatch
         entries.append(_entry(dispatch.dispatch_uuid, action.seq, kind, now, payload))
     if not entries:
         return dispatch
-    outbox.dispatches.add(dispatch.dispatch_uuid)
+    nudges.dispatches.add(dispatch.dispatch_uuid)
     return replace(dispatch, outbox=dispatch.outbox + tuple(entries))
 
 

@@ -107,7 +107,7 @@ class Sweeper:
         failed = 0
         for dispatch_uuid, step_index, _ in overdue:
             try:
-                self._dispatches.check(dispatch_uuid, step_index)
+                self._dispatches.run_check(dispatch_uuid, step_index)
             except Exception:
                 # One broken dispatch must not strand the rest behind it; it stays overdue, so
                 # the next sweep tries it again.

@@ -133,7 +133,7 @@ class World:
             repository=self.repo,
             providers={chan: self.provider for chan in Channel},
             timer=self.timer,
-            callbacks=self.queue,
+            callback_queue=self.queue,
             clock=self.clock,
             policy=self.policy,
             new_uuid=self._new_uuid,
@@ -349,7 +349,7 @@ class World:
             self._status(rec, *event.args)
         elif event.kind == "timer":
             rec.trace.append(f"+{self.rel(rec, self.now_us)} timer check of step {event.args[0]}")
-            self._guarded(rec, "timer check", lambda: self.service.check(rec.uuid, event.args[0]))
+            self._guarded(rec, "timer check", lambda: self.service.run_check(rec.uuid, event.args[0]))
         elif event.kind == "drain":
             self._drain(rec)
 

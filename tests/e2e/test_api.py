@@ -253,7 +253,7 @@ def _seconds_between(a: str, b: str) -> float:
 
 
 def test_everything_the_service_emits_matches_the_documented_schemas(stack):
-    from chalicelib.api.views import (
+    from chalicelib.api.response_models import (
         DispatchView,
         FinalReportCallback,
         MessageStatusCallback,
@@ -326,7 +326,7 @@ def test_a_dispatch_too_large_to_store_is_413(stack, monkeypatch):
 def test_a_staged_outage_refuses_callbacks_with_a_documented_problem(stack, status):
     # Found by fuzzing: the sink answered a staged outage with an empty text/plain body, under
     # a status its document did not list.
-    from chalicelib.api.views import Problem
+    from chalicelib.api.response_models import Problem
 
     assert stack.post("/sandbox/callbacks/outage", {"seconds": 60, "status": status}).status_code == 202
     dispatch_uuid = create(stack)

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib.api.callback_views import CallbackList, DispatchCallbacks, ReplayAccepted
-from chalicelib.api.views import Problem
+from chalicelib.api.callback_response_models import CallbackList, DispatchCallbacks, ReplayAccepted
+from chalicelib.api.response_models import Problem
 from tests.e2e.test_api import MESSENGER_TO_SMS, create, inject, view
 
 PROBLEM_JSON = "application/problem+json"

@@ -17,7 +17,7 @@ from cfnlint.api import lint_file
 from cfnlint.template.transforms._sam_globals import merge_globals
 
 from chalicelib.api import edges
-from chalicelib.api.views import Problem
+from chalicelib.api.response_models import Problem
 from scripts import package as packaging
 
 STAGES = ("prod", "dev")

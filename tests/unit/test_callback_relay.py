@@ -156,7 +156,7 @@ class DyingQueue:
 
 def test_a_crash_after_the_write_still_delivers_the_callback_on_restart_with_the_same_event_id():
     h = Harness()
-    h.service._callbacks = DyingQueue()  # the process dies right after the save
+    h.service._callback_queue = DyingQueue()  # the process dies right after the save
     with pytest.raises(Killed):
         h.service.create(h.app, whatsapp_then_sms())
     uuid = h.provider.accepted[0].dispatch_uuid
@@ -273,7 +273,7 @@ def test_a_drain_stops_starting_attempts_after_its_budget_and_the_next_one_carri
     relay = CallbackRelay(h.repo, h.store, slow, h.apps, h.queue, h.clock, budget_seconds=60)
     h.queue.bind(relay)
     uuid = h.service.create(h.app, whatsapp_then_sms())  # 1 posted (30 s)
-    h.service._callbacks = _Holding()  # collect callbacks 2 and 3 without draining yet
+    h.service._callback_queue = _Holding()  # collect callbacks 2 and 3 without draining yet
     h.status(uuid, 0, StatusEvent(S.READ))
     h.clock.current = T0  # a fresh drain, with 3 callbacks to post at 30 s each
     h.store.request_replay(uuid, h.clock.now())
@@ -292,7 +292,7 @@ def test_a_drain_given_less_time_than_its_budget_keeps_to_it():
     h = Harness()
     slow = SlowReceiver(h.clock)
     relay = CallbackRelay(h.repo, h.store, slow, h.apps, h.queue, h.clock, budget_seconds=60)
-    h.service._callbacks = _Holding()
+    h.service._callback_queue = _Holding()
     uuid = h.service.create(h.app, whatsapp_then_sms())
     h.status(uuid, 0, StatusEvent(S.READ))  # three callbacks saved, none drained yet
     result = relay.drain(uuid, budget_seconds=20)

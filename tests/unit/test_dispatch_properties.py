@@ -75,7 +75,7 @@ def run(h: Harness, specs: list[StepSpec], ops: list[tuple]) -> str:
         elif op[0] == "advance":
             h.advance(op[1])
         elif op[0] == "timer":
-            h.service.check(uuid, op[1])  # early, late, repeated or for another step
+            h.service.run_check(uuid, op[1])  # early, late, repeated or for another step
         elif op[0] == "fail_send":
             h.provider.fail_next(ProviderError("scripted", permanent=op[1], code="x"))
     for _ in range(20):  # let every deadline, retry and report limit run out

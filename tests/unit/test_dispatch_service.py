@@ -66,7 +66,7 @@ def test_deadline_without_status_fails_over_to_sms_once(h):
     assert len(h.provider.accepted) == 1
     h.advance(1)
     assert [m.step_index for m in h.provider.accepted] == [0, 1]
-    h.service.check(uuid, 0)  # the same timer firing again changes nothing
+    h.service.run_check(uuid, 0)  # the same timer firing again changes nothing
     assert len(h.provider.accepted) == 2
     d = h.dispatch(uuid)
     assert d.steps[0].outcome is Outcome.EXPIRED and d.current == 1
@@ -129,7 +129,7 @@ def test_a_status_racing_the_deadline_sends_nothing_twice(h):
     h.clock.advance(15)
     # The timer saves its failover first; the status's save loses and is decided again.
     h.repo.fail_next_save_with_conflict(
-        lambda d: transitions.on_timer(d, 0, h.clock.now(), h.policy).dispatch
+        lambda d: transitions.on_check(d, 0, h.clock.now(), h.policy).dispatch
     )
     h.status(uuid, 0, StatusEvent(S.READ))
     d = h.dispatch(uuid)

@@ -11,7 +11,7 @@ import pytest
 from openapi_spec_validator import validate
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.api import callback_routes, callback_views, schemas, views
+from chalicelib.api import callback_response_models, callback_routes, request_models, response_models
 from chalicelib.api.body import MAX_BODY_BYTES
 from scripts.gen_openapi import DOCUMENT, generate_schemas, regenerate, render
 from tests.unit.test_validation import (
@@ -133,7 +133,7 @@ def test_only_the_document_the_callback_sink_and_the_provider_webhooks_need_no_c
 
 def test_limits_are_documented_as_enforced() -> None:
     request = DOC["components"]["schemas"]["CreateDispatchRequest"]
-    assert request["properties"]["workflow"]["maxItems"] == schemas.MAX_WORKFLOW_ITEMS
+    assert request["properties"]["workflow"]["maxItems"] == request_models.MAX_WORKFLOW_ITEMS
     assert MAX_BODY_BYTES == 256 * 1024
     create = DOC["paths"]["/v0.1/dispatch"]["post"]
     assert "256 KiB" in create["description"] and "10 workflow items" in create["description"]
@@ -228,7 +228,7 @@ def test_every_route_documents_the_internal_error_as_a_problem() -> None:
     ],
 )
 def test_request_schema_accepts_exactly_what_the_models_accept(body: Any) -> None:
-    expected = pydantic_accepts(schemas.CreateDispatchRequest, body)
+    expected = pydantic_accepts(request_models.CreateDispatchRequest, body)
     assert json_schema_accepts("CreateDispatchRequest", body) is expected
 
 
@@ -331,17 +331,17 @@ LAST_PAGE = {"callbacks": [], "_links": {"self": {"href": "/v0.1/callbacks?state
 @pytest.mark.parametrize(
     "model, instance",
     [
-        (callback_views.DispatchCallbacks, DISPATCH_CALLBACKS),
-        (callback_views.CallbackList, CALLBACK_LIST),
-        (callback_views.CallbackList, LAST_PAGE),
-        (callback_views.ReplayAccepted, {"dispatch_uuid": "d-1", "replaying": 3}),
-        (views.DispatchView, DISPATCH_VIEW),
-        (views.MessageStatusCallback, MESSAGE_STATUS),
-        (views.FinalReportCallback, FINAL_REPORT),
-        (views.FinalReportCallback, {**FINAL_REPORT, "usage": USAGE}),
-        (views.Problem, BAD_REQUEST["content"]["application/problem+json"]["example"]),
-        (views.Problem, INVALID_LIST_QUERY["content"]["application/problem+json"]["example"]),
-        (views.ReceivedCallback, {"received_at": NOW, "signature_valid": False, "body": "x"}),
+        (callback_response_models.DispatchCallbacks, DISPATCH_CALLBACKS),
+        (callback_response_models.CallbackList, CALLBACK_LIST),
+        (callback_response_models.CallbackList, LAST_PAGE),
+        (callback_response_models.ReplayAccepted, {"dispatch_uuid": "d-1", "replaying": 3}),
+        (response_models.DispatchView, DISPATCH_VIEW),
+        (response_models.MessageStatusCallback, MESSAGE_STATUS),
+        (response_models.FinalReportCallback, FINAL_REPORT),
+        (response_models.FinalReportCallback, {**FINAL_REPORT, "usage": USAGE}),
+        (response_models.Problem, BAD_REQUEST["content"]["application/problem+json"]["example"]),
+        (response_models.Problem, INVALID_LIST_QUERY["content"]["application/problem+json"]["example"]),
+        (response_models.ReceivedCallback, {"received_at": NOW, "signature_valid": False, "body": "x"}),
     ],
 )
 def test_response_shapes_validate_with_both_the_models_and_the_document(
@@ -354,22 +354,22 @@ def test_response_shapes_validate_with_both_the_models_and_the_document(
 @pytest.mark.parametrize(
     "model, instance",
     [
-        (views.DispatchView, {**DISPATCH_VIEW, "created_at": "2026-11-24T06:22:36Z"}),
-        (views.DispatchView, {**DISPATCH_VIEW, "cancelled": False}),
-        (views.DispatchView, {k: v for k, v in DISPATCH_VIEW.items() if k != "ended_at"}),
-        (views.DispatchView, {**DISPATCH_VIEW, "messages": [{**MESSAGE_VIEW, "phase": "done"}]}),
-        (views.MessageStatusCallback, {**MESSAGE_STATUS, "status": "failed"}),
-        (views.MessageStatusCallback, {**MESSAGE_STATUS, "error": None}),
-        (views.FinalReportCallback, {**FINAL_REPORT, "status": "in_progress"}),
-        (views.FinalReportCallback, {**FINAL_REPORT, "usage": None}),
-        (callback_views.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "state": "failed"}]}),
-        (callback_views.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "type": "status"}]}),
-        (callback_views.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "payload": "{}"}]}),
-        (callback_views.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "dispatch_uuid": "d-1"}]}),
-        (callback_views.CallbackList, {**CALLBACK_LIST, "callbacks": [CALLBACK_VIEW]}),
-        (callback_views.CallbackList, {**LAST_PAGE, "_links": {"self": {"href": "/v0.1/dispatch/d-1"}}}),
-        (callback_views.CallbackList, {**LAST_PAGE, "_links": {"self": LAST_PAGE["_links"]["self"], "next": None}}),
-        (callback_views.ReplayAccepted, {"dispatch_uuid": "d-1", "replaying": -1}),
+        (response_models.DispatchView, {**DISPATCH_VIEW, "created_at": "2026-11-24T06:22:36Z"}),
+        (response_models.DispatchView, {**DISPATCH_VIEW, "cancelled": False}),
+        (response_models.DispatchView, {k: v for k, v in DISPATCH_VIEW.items() if k != "ended_at"}),
+        (response_models.DispatchView, {**DISPATCH_VIEW, "messages": [{**MESSAGE_VIEW, "phase": "done"}]}),
+        (response_models.MessageStatusCallback, {**MESSAGE_STATUS, "status": "failed"}),
+        (response_models.MessageStatusCallback, {**MESSAGE_STATUS, "error": None}),
+        (response_models.FinalReportCallback, {**FINAL_REPORT, "status": "in_progress"}),
+        (response_models.FinalReportCallback, {**FINAL_REPORT, "usage": None}),
+        (callback_response_models.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "state": "failed"}]}),
+        (callback_response_models.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "type": "status"}]}),
+        (callback_response_models.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "payload": "{}"}]}),
+        (callback_response_models.DispatchCallbacks, {**DISPATCH_CALLBACKS, "callbacks": [{**CALLBACK_VIEW, "dispatch_uuid": "d-1"}]}),
+        (callback_response_models.CallbackList, {**CALLBACK_LIST, "callbacks": [CALLBACK_VIEW]}),
+        (callback_response_models.CallbackList, {**LAST_PAGE, "_links": {"self": {"href": "/v0.1/dispatch/d-1"}}}),
+        (callback_response_models.CallbackList, {**LAST_PAGE, "_links": {"self": LAST_PAGE["_links"]["self"], "next": None}}),
+        (callback_response_models.ReplayAccepted, {"dispatch_uuid": "d-1", "replaying": -1}),
     ],
 )
 def test_response_drift_is_refused_by_both(
@@ -380,7 +380,7 @@ def test_response_drift_is_refused_by_both(
 
 
 def test_every_status_a_staged_outage_can_answer_is_documented_on_the_sink_as_a_problem() -> None:
-    bounds = schemas.SandboxOutageRequest.model_json_schema()["properties"]["status"]
+    bounds = request_models.SandboxOutageRequest.model_json_schema()["properties"]["status"]
     responses = DOC["paths"]["/sandbox/callbacks"]["post"]["responses"]
     for status in range(bounds["minimum"], bounds["maximum"] + 1):
         documented = responses.get(str(status)) or responses.get(f"{status // 100}XX")
@@ -405,5 +405,5 @@ def test_every_status_a_staged_outage_can_answer_is_documented_on_the_sink_as_a_
     ],
 )
 def test_outage_schema_accepts_exactly_what_the_model_accepts(body: Any) -> None:
-    expected = pydantic_accepts(schemas.SandboxOutageRequest, body)
+    expected = pydantic_accepts(request_models.SandboxOutageRequest, body)
     assert json_schema_accepts("SandboxOutageRequest", body) is expected

@@ -74,7 +74,7 @@ def test_a_lost_deadline_is_redriven_exactly_once(h, sweeper):
     assert d.steps[0].outcome is Outcome.EXPIRED and d.steps[0].phase is Phase.FAILED
     assert d.current == 1 and d.steps[1].phase is Phase.WAITING
     assert sweeper.sweep() == NOTHING  # the next step is due an hour from now
-    h.service.check(uuid, 0)  # the lost check turning up after all changes nothing
+    h.service.run_check(uuid, 0)  # the lost check turning up after all changes nothing
     assert sent_steps(h) == [0, 1]
     assert [p["status"] for p in h.callbacks.statuses(uuid)] == ["submitted", "submitted"]
 
@@ -124,7 +124,7 @@ def test_a_final_dispatch_is_never_touched(h, sweeper, monkeypatch):
     h.status(uuid, 0, StatusEvent(MessageStatus.READ))
     assert h.dispatch(uuid).status is DispatchStatus.COMPLETED
     checks: list[tuple[str, int]] = []
-    monkeypatch.setattr(h.service, "check", lambda *args: checks.append(args))
+    monkeypatch.setattr(h.service, "run_check", lambda *args: checks.append(args))
     saves = h.repo.saves
 
     for minutes in (10, 30, 59):
@@ -139,14 +139,14 @@ def test_a_failing_check_is_counted_and_the_others_still_run(h, sweeper, monkeyp
     broken = uuids[1]
     lose_timers(h)
     h.clock.advance(600 + GRACE + 1)
-    real_check = h.service.check
+    real_check = h.service.run_check
 
     def check(dispatch_uuid: str, step_index: int) -> None:
         if dispatch_uuid == broken:
             raise RuntimeError("table throttled")
         real_check(dispatch_uuid, step_index)
 
-    monkeypatch.setattr(h.service, "check", check)
+    monkeypatch.setattr(h.service, "run_check", check)
     caplog.set_level(logging.INFO, logger="chalicelib.service.sweeper")
 
     assert sweeper.sweep() == SweepResult(found=3, redriven=2, failed=1, lost=3)
@@ -155,7 +155,7 @@ def test_a_failing_check_is_counted_and_the_others_still_run(h, sweeper, monkeyp
     [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert (failure.dispatch_uuid, failure.step_index) == (broken, 0)
     assert TEXT not in caplog.text
-    monkeypatch.setattr(h.service, "check", real_check)
+    monkeypatch.setattr(h.service, "run_check", real_check)
     assert sweeper.sweep() == SweepResult(found=1, redriven=1, failed=0, lost=1)  # retried
     assert h.dispatch(broken).current == 1
 
@@ -244,16 +244,16 @@ def test_a_check_that_raised_keeps_the_mark_so_the_next_run_tries_it_again(h, ti
     tiered.sweep()
     before = marks.swept_to()
     at_minute_of_hour(h, 16)
-    real_check = h.service.check
+    real_check = h.service.run_check
 
     def broken(dispatch_uuid, step_index):
         raise RuntimeError("DynamoDB throttled")
 
-    monkeypatch.setattr(h.service, "check", broken)
+    monkeypatch.setattr(h.service, "run_check", broken)
     assert tiered.sweep().failed == 1
     assert marks.swept_to() == before
 
-    monkeypatch.setattr(h.service, "check", real_check)
+    monkeypatch.setattr(h.service, "run_check", real_check)
     at_minute_of_hour(h, 20)  # a mark moved to :14:30 would start this run after :10
     assert tiered.sweep().redriven == 1
     assert h.dispatch(uuid).current == 1

@@ -91,7 +91,7 @@ def checked() -> Iterator[list[tuple[str, int]]]:
     bootstrap.override(
         SimpleNamespace(  # type: ignore[arg-type]
             clock=SimpleNamespace(now=lambda: now),
-            dispatches=SimpleNamespace(check=lambda uuid, step: calls.append((uuid, step))),
+            dispatches=SimpleNamespace(run_check=lambda uuid, step: calls.append((uuid, step))),
         )
     )
     yield calls

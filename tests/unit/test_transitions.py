@@ -63,7 +63,7 @@ def started(condition=Condition.READ, expiry=600):
 
 def on_last_step(dispatch):
     """Move a started dispatch onto its last step by letting the first expire."""
-    expired = t.on_timer(dispatch, 0, dispatch.due_at, POLICY).dispatch
+    expired = t.on_check(dispatch, 0, dispatch.due_at, POLICY).dispatch
     return t.on_send_result(expired, 1, SendAccepted("fake", "p-1"), expired.updated_at, POLICY).dispatch
 
 
@@ -134,14 +134,14 @@ def test_a_deadline_that_falls_on_the_guards_time_is_not_cancelled_with_the_guar
 def test_the_last_message_report_limit_is_a_backstop_unless_it_has_its_own_expiry():
     policy = POLICY
     d = t.start(UUID, "app", [spec(), sms_last()], T0, policy).dispatch
-    d = t.on_timer(d, 0, d.due_at, policy).dispatch  # step 0 given up; SMS being sent
+    d = t.on_check(d, 0, d.due_at, policy).dispatch  # step 0 given up; SMS being sent
     now = d.due_at - timedelta(seconds=policy.send_guard_seconds)
     decision = t.on_send_result(d, 1, SendAccepted("fake", "p-1"), now, policy)
     limit = now + timedelta(seconds=policy.last_step_report_seconds)
     assert decision.actions[0] == ScheduleCheck(1, limit, backstop=True)
 
     own = t.start(UUID, "app", [spec(), StepSpec(Channel.SMS, {}, {}, {}, Condition.DELIVERED, 30)], T0, policy)
-    d = t.on_timer(own.dispatch, 0, own.dispatch.due_at, policy).dispatch
+    d = t.on_check(own.dispatch, 0, own.dispatch.due_at, policy).dispatch
     decision = t.on_send_result(d, 1, SendAccepted("fake", "p-1"), now, policy)
     assert decision.actions[0] == ScheduleCheck(1, now + timedelta(seconds=30), backstop=False)
 
@@ -214,7 +214,7 @@ def test_a_status_proves_a_send_whose_answer_was_never_recorded(condition, value
 
     # The guard fires anyway (its cancel was lost): the step is sent, so nothing happens.
     guard = T0 + timedelta(seconds=POLICY.send_guard_seconds)
-    assert not t.on_timer(d, 0, guard, POLICY).changed
+    assert not t.on_check(d, 0, guard, POLICY).changed
     # The send's own answer is recorded at last: the step is not set back.
     assert not t.on_send_result(d, 0, SendAccepted("fake", "p-0"), guard, POLICY).changed
     # A status for the step after its failover still never reopens it.
@@ -235,7 +235,7 @@ def test_a_repeated_status_still_proves_the_send():
 
 def test_a_status_proves_nothing_for_a_step_no_longer_sending():
     given_up = t.start(UUID, "app", [spec(), sms_last()], T0, POLICY).dispatch
-    given_up = t.on_timer(given_up, 0, given_up.due_at, POLICY).dispatch
+    given_up = t.on_check(given_up, 0, given_up.due_at, POLICY).dispatch
     at = given_up.updated_at
     decision = t.on_status(given_up, 0, StatusEvent(S.READ), at, POLICY, SendAccepted("fake", "p-0"))
     step = decision.dispatch.steps[0]
@@ -270,8 +270,8 @@ def test_transient_send_errors_are_retried_with_backoff_then_fail_over():
         assert decision.dispatch.steps[0].phase is Phase.RETRYING
         assert decision.actions == (ScheduleCheck(0, now + timedelta(seconds=wait)), guard_cancel(0, now))
         now += timedelta(seconds=wait)
-        assert not t.on_timer(decision.dispatch, 0, now - timedelta(seconds=1), POLICY).changed
-        retry = t.on_timer(decision.dispatch, 0, now, POLICY)
+        assert not t.on_check(decision.dispatch, 0, now - timedelta(seconds=1), POLICY).changed
+        retry = t.on_check(decision.dispatch, 0, now, POLICY)
         assert retry.actions == guarded_send(0, now)
         d = retry.dispatch
         assert d.steps[0].attempts == attempt + 1
@@ -283,7 +283,7 @@ def test_transient_send_errors_are_retried_with_backoff_then_fail_over():
 
 def test_a_send_that_never_reports_back_is_given_up_at_the_guard():
     d = t.start(UUID, "app", [spec(), sms_last()], T0, POLICY).dispatch
-    decision = t.on_timer(d, 0, d.due_at, POLICY)
+    decision = t.on_check(d, 0, d.due_at, POLICY)
     assert decision.dispatch.steps[0].outcome is Outcome.SEND_UNCONFIRMED
     assert decision.actions == guarded_send(1, d.due_at)
 
@@ -340,7 +340,7 @@ def test_status_at_or_after_the_deadline_fails_over_even_before_the_timer(condit
 
 def test_deadline_without_the_condition_fails_over():
     d = status(started(Condition.READ), 0, S.DELIVERED, T0 + BEFORE).dispatch
-    decision = t.on_timer(d, 0, T0 + AFTER, POLICY)
+    decision = t.on_check(d, 0, T0 + AFTER, POLICY)
     assert decision.dispatch.steps[0].outcome is Outcome.EXPIRED
     assert decision.dispatch.steps[0].status is S.DELIVERED
     assert decision.actions == guarded_send(1, T0 + AFTER)
@@ -350,11 +350,11 @@ def test_deadline_without_the_condition_fails_over():
 def test_timer_early_repeated_or_for_another_step_changes_nothing(delay):
     d = started()
     if delay < timedelta(0):
-        assert not t.on_timer(d, 0, T0 + AFTER + delay, POLICY).changed
+        assert not t.on_check(d, 0, T0 + AFTER + delay, POLICY).changed
         return
-    fired = t.on_timer(d, 0, T0 + AFTER + delay, POLICY).dispatch
-    assert not t.on_timer(fired, 0, T0 + AFTER + delay, POLICY).changed
-    assert not t.on_timer(fired, 5 if delay else 0, T0 + AFTER * 2, POLICY).changed
+    fired = t.on_check(d, 0, T0 + AFTER + delay, POLICY).dispatch
+    assert not t.on_check(fired, 0, T0 + AFTER + delay, POLICY).changed
+    assert not t.on_check(fired, 5 if delay else 0, T0 + AFTER * 2, POLICY).changed
 
 
 # --- the last step -----------------------------------------------------------------------------
@@ -387,7 +387,7 @@ def test_last_step_failing_ends_in_error(value):
 def test_last_step_that_never_reports_errors_after_the_report_limit():
     d = on_last_step(started())
     assert d.due_at == d.steps[1].sent_at + timedelta(seconds=POLICY.last_step_report_seconds)
-    decision = t.on_timer(d, 1, d.due_at, POLICY)
+    decision = t.on_check(d, 1, d.due_at, POLICY)
     assert decision.dispatch.status is DispatchStatus.ERROR
     assert decision.dispatch.steps[1].outcome is Outcome.NO_REPORT
     assert decision.actions == (NotifyFinal(d.due_at),)

@@ -170,7 +170,7 @@ def test_content_messenger_cannot_carry_fails_over_without_a_call():
 
 
 def test_the_content_types_are_every_type_the_api_accepts_on_messenger():
-    from chalicelib.api.schemas import CONTENT_TYPES
+    from chalicelib.api.request_models import CONTENT_TYPES
 
     assert provider(ScriptedSession()).content_types == {Channel.MESSENGER: frozenset(CONTENT_TYPES[Channel.MESSENGER])}
 

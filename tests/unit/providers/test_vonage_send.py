@@ -14,7 +14,7 @@ import requests
 
 from chalicelib.adapters.providers import vonage
 from chalicelib.adapters.providers.context import ProviderContext
-from chalicelib.api.schemas import CONTENT_TYPES
+from chalicelib.api.request_models import CONTENT_TYPES
 from chalicelib.api.validation import parse_create_request
 from chalicelib.domain.model import Channel, Step
 from chalicelib.service.applications import generate_key_pair

@@ -145,7 +145,7 @@ def test_the_exact_request_for_each_content_type(case):
 
 
 def test_every_content_type_the_api_accepts_on_whatsapp_is_carried():
-    from chalicelib.api.schemas import CONTENT_TYPES
+    from chalicelib.api.request_models import CONTENT_TYPES
 
     wa = provider(ScriptedSession())
     assert wa.content_types == {Channel.WHATSAPP: frozenset(CONTENT_TYPES[Channel.WHATSAPP])}

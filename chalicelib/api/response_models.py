@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.schemas import Address
+from chalicelib.api.request_models import Address
 from chalicelib.domain.model import (
     Channel,
     Condition,

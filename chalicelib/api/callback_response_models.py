@@ -1,8 +1,8 @@
 """Pydantic models of what the callbacks API answers, for the OpenAPI document and the tests.
 
-Same conventions as `views.py`: `extra="forbid"`, fields typed `X | None` without a default are
+Same conventions as `response_models.py`: `extra="forbid"`, fields typed `X | None` without a default are
 always present and may be null, a `None` default means optional and never null when present.
-Kept apart from `views.py` so the callbacks API is one small module to read.
+Kept apart from `response_models.py` so the callbacks API is one small module to read.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from chalicelib.api.views import TIMESTAMP_PATTERN, ViewModel
+from chalicelib.api.response_models import TIMESTAMP_PATTERN, ViewModel
 from chalicelib.domain.callbacks import CallbackKind, DeliveryState
 
 CALLBACKS_HREF_PATTERN = r"^/v0\.1/callbacks\?\S+$"
